@@ -1,0 +1,274 @@
+"""Every type that crosses errand's wire, and nothing else.
+
+All structs encode camelCase on the wire (``rename="camel"``). This module imports
+no errand logic so that clients, tests and schema generation can use it freely.
+New fields always get defaults so that older clients keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+# --- method names -----------------------------------------------------------------
+
+CMD_DELEGATE: Final = "errand.delegate"
+CMD_LIST_TASKS: Final = "errand.listTasks"
+CMD_GET_TASK: Final = "errand.getTask"
+CMD_GET_DIFF: Final = "errand.getDiff"
+CMD_APPLY: Final = "errand.apply"
+CMD_CANCEL: Final = "errand.cancel"
+CMD_FOLLOW_UP: Final = "errand.followUp"
+CMD_DISCARD: Final = "errand.discard"
+
+NOTIFY_TASK_CHANGED: Final = "errand/taskChanged"
+NOTIFY_TASK_LOG: Final = "errand/taskLog"
+
+COMMANDS: Final = (
+    CMD_DELEGATE,
+    CMD_LIST_TASKS,
+    CMD_GET_TASK,
+    CMD_GET_DIFF,
+    CMD_APPLY,
+    CMD_CANCEL,
+    CMD_FOLLOW_UP,
+    CMD_DISCARD,
+)
+
+# --- enumerations ------------------------------------------------------------------
+
+Status = Literal["queued", "preparing", "running", "completed", "failed", "cancelled"]
+Mode = Literal["code", "ask"]
+LogKind = Literal["commandStarted", "output", "commandFinished", "message", "status"]
+CitationKind = Literal["file", "chunk"]
+FileChangeKind = Literal["added", "deleted", "modified", "renamed"]
+
+TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
+
+
+class Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
+    """Base for every wire struct."""
+
+
+# --- shared shapes -----------------------------------------------------------------
+
+
+class DiffStat(Wire):
+    files: int = 0
+    added: int = 0
+    removed: int = 0
+
+
+class FileStat(Wire):
+    """One changed file of an attempt's diff."""
+
+    path: str
+    change: FileChangeKind
+    added: int = 0
+    removed: int = 0
+    old_path: str | None = None
+    binary: bool = False
+
+
+class Usage(Wire):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class Check(Wire):
+    command: str
+    exit_code: int
+    passed: bool
+    duration_ms: int
+    chunk_id: str
+
+
+class Citation(Wire):
+    text: str
+    kind: CitationKind
+    resolved: bool
+    start_line: int
+    end_line: int
+    path: str | None = None
+    chunk_id: str | None = None
+    uri: str | None = None
+
+
+class Attempt(Wire):
+    attempt: int
+    status: Status
+    report: str | None = None
+    reason: str | None = None
+    diff_stat: DiffStat = msgspec.field(default_factory=DiffStat)
+    files: list[FileStat] = msgspec.field(default_factory=list)
+    checks: list[Check] = msgspec.field(default_factory=list)
+    citations: list[Citation] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
+    usage: Usage = msgspec.field(default_factory=Usage)
+    steps: int = 0
+    sandbox: str | None = None
+    workspace_kind: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class TaskSummary(Wire):
+    task_id: str
+    title: str
+    mode: Mode
+    status: Status
+    created_at: str
+    updated_at: str
+    attempt_count: int
+    diff_stat: DiffStat = msgspec.field(default_factory=DiffStat)
+    reason: str | None = None
+    repository: str | None = None
+    checks_passed: int = 0
+    checks_failed: int = 0
+    applied: bool = False
+
+
+class Task(TaskSummary):
+    prompt: str = ""
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
+
+
+# --- command arguments -------------------------------------------------------------
+
+
+class DelegateParams(Wire, forbid_unknown_fields=True):
+    prompt: str
+    mode: Mode = "code"
+    attempts: int = 1
+    workspace: str | None = None
+    """Folder (path or file URI) inside the git repository to work on. Defaults to
+    the client's first workspace folder."""
+
+
+class ListTasksParams(Wire, forbid_unknown_fields=True):
+    pass
+
+
+class TaskRef(Wire, forbid_unknown_fields=True):
+    task_id: str
+
+
+class GetDiffParams(Wire, forbid_unknown_fields=True):
+    task_id: str
+    attempt: int | None = None
+
+
+class ApplyParams(Wire, forbid_unknown_fields=True):
+    task_id: str
+    attempt: int | None = None
+    files: list[str] | None = None
+
+
+class FollowUpParams(Wire, forbid_unknown_fields=True):
+    task_id: str
+    prompt: str
+
+
+# --- command results ---------------------------------------------------------------
+
+
+class DelegateResult(Wire):
+    task_id: str
+
+
+class ListTasksResult(Wire):
+    tasks: list[TaskSummary]
+
+
+class GetTaskResult(Wire):
+    task: Task
+
+
+class GetDiffResult(Wire):
+    diff: str
+    edit: dict[str, Any]
+    """An LSP ``WorkspaceEdit`` as JSON."""
+    attempt: int = 1
+    files: list[FileStat] = msgspec.field(default_factory=list)
+
+
+class ApplyResult(Wire):
+    applied: bool
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    reason: str | None = None
+    files: list[str] = msgspec.field(default_factory=list)
+
+
+class Empty(Wire):
+    pass
+
+
+# --- notifications -----------------------------------------------------------------
+
+
+class TaskChanged(Wire):
+    task: TaskSummary
+
+
+class TaskLog(Wire):
+    task_id: str
+    attempt: int
+    kind: LogKind
+    chunk_id: str | None = None
+    command: str | None = None
+    text: str | None = None
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    status: Status | None = None
+
+
+# --- initialization options --------------------------------------------------------
+
+
+class InitOptions(Wire):
+    """``initializationOptions`` sent by the client. Every field is optional; a bad
+    value is reported to the user and the default is used instead."""
+
+    model: str | None = None
+    api: Literal["responses", "chat"] | None = None
+    sandbox: Literal["bwrap", "docker", "none"] | None = None
+    max_parallel: int | None = None
+    max_steps: int | None = None
+    max_wall_seconds: int | None = None
+    data_dir: str | None = None
+
+
+COMMAND_PARAMS: Final[dict[str, type[Wire]]] = {
+    CMD_DELEGATE: DelegateParams,
+    CMD_LIST_TASKS: ListTasksParams,
+    CMD_GET_TASK: TaskRef,
+    CMD_GET_DIFF: GetDiffParams,
+    CMD_APPLY: ApplyParams,
+    CMD_CANCEL: TaskRef,
+    CMD_FOLLOW_UP: FollowUpParams,
+    CMD_DISCARD: TaskRef,
+}
+
+COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
+    CMD_DELEGATE: DelegateResult,
+    CMD_LIST_TASKS: ListTasksResult,
+    CMD_GET_TASK: GetTaskResult,
+    CMD_GET_DIFF: GetDiffResult,
+    CMD_APPLY: ApplyResult,
+    CMD_CANCEL: Empty,
+    CMD_FOLLOW_UP: DelegateResult,
+    CMD_DISCARD: Empty,
+}
+
+NOTIFICATION_PARAMS: Final[dict[str, type[Wire]]] = {
+    NOTIFY_TASK_CHANGED: TaskChanged,
+    NOTIFY_TASK_LOG: TaskLog,
+}
+
+
+def to_wire(value: msgspec.Struct) -> Any:
+    """Convert a struct to JSON-ready builtins, camelCase keys."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,54 @@
+"""JSON Schema for errand's wire types, generated from :mod:`errand.protocol`.
+
+The checked-in copy lives at ``server/errand/schema/protocol.schema.json``; a test
+fails when it is stale. Regenerate with ``errand schema --write``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from errand import protocol
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "protocol.schema.json"
+
+
+def build_schema() -> dict[str, Any]:
+    types: list[Any] = [
+        *dict.fromkeys(protocol.COMMAND_PARAMS.values()),
+        *dict.fromkeys(protocol.COMMAND_RESULTS.values()),
+        *protocol.NOTIFICATION_PARAMS.values(),
+        protocol.Task,
+        protocol.InitOptions,
+    ]
+    unique = list(dict.fromkeys(types))
+    _, components = msgspec.json.schema_components(unique, ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "errand wire protocol",
+        "commands": {
+            name: {
+                "params": f"#/$defs/{protocol.COMMAND_PARAMS[name].__name__}",
+                "result": f"#/$defs/{protocol.COMMAND_RESULTS[name].__name__}",
+            }
+            for name in protocol.COMMANDS
+        },
+        "notifications": {
+            name: f"#/$defs/{t.__name__}" for name, t in protocol.NOTIFICATION_PARAMS.items()
+        },
+        "$defs": dict(sorted(components.items())),
+    }
+
+
+def render_schema() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_schema(), encoding="utf-8")
+    return path
