@@ -1,0 +1,190 @@
+"""The two tools offered to the model: ``shell`` and ``apply_patch``.
+
+Every command is recorded with a chunk id before its result reaches the model, so
+the report's checks and citations can be verified against what really ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import msgspec
+
+from errand.agent import patch
+from errand.models.base import ToolCall, ToolSpec
+from errand.sandbox import Sandbox
+
+SHELL = ToolSpec(
+    name="shell",
+    description=(
+        "Run a command with `bash -lc` in the root of your copy of the repository. "
+        "No network. Returns the exit code, a chunk id to cite, and the output "
+        "(the middle is cut when long)."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "description": "The bash command line to run."},
+            "timeout_ms": {
+                "type": "integer",
+                "description": "Kill the command after this many milliseconds.",
+            },
+        },
+        "required": ["command"],
+        "additionalProperties": False,
+    },
+)
+
+APPLY_PATCH = ToolSpec(
+    name="apply_patch",
+    description=(
+        "Edit files. The patch starts with `*** Begin Patch` and ends with `*** End Patch`; "
+        "each file section is `*** Add File: path`, `*** Delete File: path` or "
+        "`*** Update File: path` (optionally followed by `*** Move to: path`), then lines "
+        "prefixed with '+', '-' or ' ' (context), with `@@ anchor` lines to locate hunks. "
+        "Paths are relative to the repository root. All-or-nothing."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"patch": {"type": "string", "description": "The whole patch text."}},
+        "required": ["patch"],
+        "additionalProperties": False,
+    },
+)
+
+
+T = TypeVar("T")
+
+
+class ShellArgs(msgspec.Struct, forbid_unknown_fields=True):
+    command: str
+    timeout_ms: int | None = None
+
+
+class PatchArgs(msgspec.Struct, forbid_unknown_fields=True):
+    patch: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    chunk_id: str
+    command: str
+    exit_code: int
+    duration_ms: int
+    output: str
+    timed_out: bool
+    started_at: float
+
+
+class Recorder(Protocol):
+    """Where the toolbox reports each command as it starts, streams and ends."""
+
+    def command_started(self, chunk_id: str, command: str) -> None: ...
+
+    def command_output(self, chunk_id: str, text: str) -> None: ...
+
+    def command_finished(self, record: CommandRecord) -> None: ...
+
+    def files_changed(self, summary: str) -> None: ...
+
+
+class Toolbox:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        root: Path,
+        *,
+        writable: bool,
+        recorder: Recorder,
+        next_chunk_id: Callable[[], str],
+        max_timeout_s: float,
+    ) -> None:
+        self._sandbox = sandbox
+        self._root = root
+        self._writable = writable
+        self._recorder = recorder
+        self._next_chunk_id = next_chunk_id
+        self._max_timeout_s = max_timeout_s
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        return [SHELL, APPLY_PATCH] if self._writable else [SHELL]
+
+    async def call(self, call: ToolCall) -> str:
+        """Run one tool call. Bad calls produce an error text for the model, never
+        an exception."""
+        if call.name == SHELL.name:
+            shell_args = _decode(call.arguments, ShellArgs, '{"command": string, "timeout_ms"?: int}')
+            if isinstance(shell_args, str):
+                return shell_args
+            return await self._shell(shell_args)
+        if call.name == APPLY_PATCH.name and self._writable:
+            patch_args = _decode(call.arguments, PatchArgs, '{"patch": string}')
+            if isinstance(patch_args, str):
+                return patch_args
+            return await self._apply_patch(patch_args)
+        names = ", ".join(spec.name for spec in self.specs)
+        return f"error: unknown tool {call.name!r}; available tools: {names}"
+
+    async def _shell(self, args: ShellArgs) -> str:
+        timeout_s = self._max_timeout_s
+        if args.timeout_ms is not None and args.timeout_ms > 0:
+            timeout_s = min(timeout_s, args.timeout_ms / 1000)
+        chunk_id = self._next_chunk_id()
+        self._recorder.command_started(chunk_id, args.command)
+        started = time.time()
+        result = await self._sandbox.run(
+            args.command,
+            timeout_s=timeout_s,
+            on_output=lambda text: self._recorder.command_output(chunk_id, text),
+        )
+        record = CommandRecord(
+            chunk_id=chunk_id,
+            command=args.command,
+            exit_code=result.exit_code,
+            duration_ms=result.duration_ms,
+            output=result.output,
+            timed_out=result.timed_out,
+            started_at=started,
+        )
+        self._recorder.command_finished(record)
+        note = ""
+        if result.timed_out:
+            note = f"note: killed after {timeout_s:g}s timeout\n"
+        elif result.killed_reason:
+            note = f"note: killed ({result.killed_reason})\n"
+        return (
+            f"chunk_id: {chunk_id}\nexit_code: {result.exit_code}\n"
+            f"duration_ms: {result.duration_ms}\n{note}output:\n{result.output}"
+        )
+
+    async def _apply_patch(self, args: PatchArgs) -> str:
+        try:
+            result = await asyncio.to_thread(patch.apply_patch, args.patch, self._root)
+        except patch.PatchError as exc:
+            return f"error: patch not applied, nothing was changed: {exc}"
+        summary = result.summary()
+        self._recorder.files_changed(summary)
+        return f"patch applied:\n{summary}"
+
+
+def _decode(raw: str, kind: type[T], shape: str) -> T | str:
+    try:
+        return msgspec.json.decode(raw.encode() if raw else b"{}", type=kind)
+    except msgspec.DecodeError as exc:
+        hint = "" if _is_json(raw) else " (not valid JSON)"
+        return f"error: bad arguments{hint}: {exc}; expected {shape}"
+
+
+def _is_json(raw: str) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True

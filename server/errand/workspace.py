@@ -1,0 +1,373 @@
+"""Snapshots of the user's workspace, task copies made from them, and final diffs.
+
+A snapshot is a commit object holding HEAD plus staged, unstaged and untracked (not
+ignored) files. It is built with a temporary index and written into errand's own
+*mirror* repository, a bare repository in errand's data folder that borrows the user's
+objects through ``objects/info/alternates``. Nothing is ever written to the user's
+repository: not its index, working tree, refs, stash or objects, and no hook runs.
+
+A task copy is a plain folder made from a snapshot by a :class:`CopyProvider`. It has
+its own small ``.git`` (so ``git diff`` works inside the sandbox) whose objects borrow
+from the mirror. errand itself never runs git with the copy's ``.git``: the final diff
+is computed through the mirror with a private index, so nothing the agent writes into
+the copy's git configuration can run on the host.
+
+Every function here is blocking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from errand import gitops
+from errand.protocol import DiffStat, FileStat
+
+SNAPSHOT_REF_PREFIX = "refs/errand/snapshots/"
+RESULT_REF_PREFIX = "refs/errand/results/"
+
+
+class WorkspaceError(RuntimeError):
+    """The folder can't be snapshotted (not a git repository, git failed, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    root: Path
+    """The working tree's top level."""
+    git_dir: Path
+    common_dir: Path
+    subdir: str
+    """Where the requested folder sits inside ``root`` ("" for the top level)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    repo_root: Path
+    mirror: Path
+    commit: str
+    tree: str
+    head: str | None
+    subdir: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCopy:
+    path: Path
+    index: Path
+    """errand's private index for diffing the copy; never inside the copy."""
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    tree: str
+    diff: str
+    files: list[FileStat]
+    stat: DiffStat
+
+
+def find_repository(folder: Path) -> Repository:
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise WorkspaceError(f"{folder} is not a folder")
+    try:
+        out = gitops.run(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd=folder,
+        )
+    except gitops.GitError as exc:
+        raise WorkspaceError(
+            f"{folder} is not inside a git repository; errand works on git repositories "
+            "(run `git init` there first)"
+        ) from exc
+    lines = out.splitlines()
+    if len(lines) != 3:
+        raise WorkspaceError(f"{folder}: a bare repository has no working tree to delegate on")
+    root = Path(lines[0]).resolve()
+    git_dir = Path(lines[1]).resolve()
+    common = Path(lines[2])
+    common_dir = (common if common.is_absolute() else folder / common).resolve()
+    subdir = folder.relative_to(root).as_posix()
+    return Repository(root, git_dir, common_dir, "" if subdir == "." else subdir)
+
+
+def mirror_path(data_dir: Path, repo_root: Path) -> Path:
+    key = hashlib.sha256(str(repo_root).encode()).hexdigest()[:16]
+    return data_dir / "repos" / f"{repo_root.name}-{key}.git"
+
+
+def ensure_mirror(data_dir: Path, repo: Repository) -> Path:
+    mirror = mirror_path(data_dir, repo.root)
+    alternates = mirror / "objects" / "info" / "alternates"
+    if not alternates.exists():
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        gitops.run(["init", "--bare", "--quiet", "--template=", str(mirror)], env=gitops.ISOLATED)
+        alternates.parent.mkdir(parents=True, exist_ok=True)
+        alternates.write_text(f"{repo.common_dir / 'objects'}\n", encoding="utf-8")
+        (mirror / "errand-origin").write_text(f"{repo.root}\n", encoding="utf-8")
+    return mirror
+
+
+def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
+    """Capture what the user sees in ``folder``'s repository as a commit in the mirror."""
+    repo = find_repository(folder)
+    mirror = ensure_mirror(data_dir, repo)
+    head = _head(repo)
+    with tempfile.TemporaryDirectory(prefix="errand-snap-") as tmp:
+        index = Path(tmp) / "index"
+        user_index = repo.git_dir / "index"
+        if user_index.exists():
+            # Seeding from the user's index lets git reuse its stat cache: only files
+            # that changed get hashed again. The user's index itself is never opened
+            # for writing.
+            shutil.copyfile(user_index, index)
+        env = {
+            "GIT_DIR": str(repo.git_dir),
+            "GIT_WORK_TREE": str(repo.root),
+            "GIT_INDEX_FILE": str(index),
+            "GIT_OBJECT_DIRECTORY": str(mirror / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.common_dir / "objects"),
+        }
+        try:
+            if not user_index.exists():
+                if head:
+                    gitops.run(["read-tree", head], cwd=repo.root, env=env)
+            gitops.run(["add", "--all", "--", "."], cwd=repo.root, env=env)
+            tree = gitops.run(["write-tree"], cwd=repo.root, env=env)
+        except gitops.GitError:
+            # A user index git can't reuse (split index, odd extensions): start over
+            # from HEAD. Slower, same result.
+            index.unlink(missing_ok=True)
+            if head:
+                gitops.run(["read-tree", head], cwd=repo.root, env=env)
+            gitops.run(["add", "--all", "--", "."], cwd=repo.root, env=env)
+            tree = gitops.run(["write-tree"], cwd=repo.root, env=env)
+    parents = ["-p", head] if head else []
+    commit = gitops.run(
+        ["commit-tree", tree, *parents, "-m", "errand snapshot"],
+        env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
+    )
+    gitops.run(
+        ["update-ref", SNAPSHOT_REF_PREFIX + commit, commit],
+        env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
+    )
+    return Snapshot(repo.root, mirror, commit, tree, head, repo.subdir)
+
+
+def _head(repo: Repository) -> str | None:
+    try:
+        return gitops.run(
+            ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            env={"GIT_DIR": str(repo.git_dir)},
+        )
+    except gitops.GitError:
+        return None
+
+
+# --- task copies ---------------------------------------------------------------------
+
+
+class CopyProvider(Protocol):
+    """Makes and removes task copies. A copy-on-write provider replaces the checkout."""
+
+    kind: str
+
+    def create(self, snapshot: Snapshot, dest: Path) -> TaskCopy: ...
+
+    def remove(self, copy: TaskCopy) -> None: ...
+
+
+def _mirror_env(mirror: Path, work_tree: Path, index: Path) -> dict[str, str]:
+    return {
+        "GIT_DIR": str(mirror),
+        "GIT_WORK_TREE": str(work_tree),
+        "GIT_INDEX_FILE": str(index),
+        **gitops.ISOLATED,
+    }
+
+
+class CheckoutCopies:
+    """A full checkout of the snapshot into a fresh folder."""
+
+    kind = "checkout"
+
+    def create(self, snapshot: Snapshot, dest: Path) -> TaskCopy:
+        index = dest.with_name(dest.name + ".index")
+        dest.mkdir(parents=True, exist_ok=False)
+        env = _mirror_env(snapshot.mirror, dest, index)
+        gitops.run(["read-tree", snapshot.tree], cwd=dest, env=env)
+        gitops.run(["checkout-index", "--all", "--force"], cwd=dest, env=env)
+        # Refresh stat data so that the first diff only rehashes what the agent touched.
+        gitops.run(["update-index", "-q", "--refresh"], cwd=dest, env=env)
+        _init_copy_git(snapshot, dest, index)
+        return TaskCopy(dest, index, self.kind)
+
+    def remove(self, copy: TaskCopy) -> None:
+        _make_removable(copy.path)
+        shutil.rmtree(copy.path, ignore_errors=True)
+        copy.index.unlink(missing_ok=True)
+
+
+def _init_copy_git(snapshot: Snapshot, dest: Path, index: Path) -> None:
+    """Give the copy a small ``.git`` of its own: HEAD at the snapshot commit, objects
+    borrowed from the mirror, and an index that matches the checked-out files."""
+    git_dir = dest / ".git"
+    gitops.run(
+        ["init", "--quiet", "--template=", str(dest)], env=gitops.ISOLATED
+    )
+    (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (git_dir / "objects" / "info" / "alternates").write_text(
+        f"{snapshot.mirror / 'objects'}\n", encoding="utf-8"
+    )
+    (git_dir / "HEAD").write_text(f"{snapshot.commit}\n", encoding="utf-8")
+    shutil.copyfile(index, git_dir / "index")
+
+
+def _make_removable(path: Path) -> None:
+    """The agent may have left read-only folders behind; make them writable again."""
+    if not path.exists():
+        return
+    for entry in _walk_dirs(path):
+        try:
+            entry.chmod(entry.stat().st_mode | 0o700)
+        except OSError:
+            pass
+
+
+def _walk_dirs(path: Path) -> Iterator[Path]:
+    yield path
+    for child in path.rglob("*"):
+        if child.is_dir() and not child.is_symlink():
+            yield child
+
+
+# --- diffs ---------------------------------------------------------------------------
+
+
+def record_result(snapshot: Snapshot, copy: TaskCopy) -> DiffResult:
+    """Write the copy's current state as a tree in the mirror and diff it."""
+    env = _mirror_env(snapshot.mirror, copy.path, copy.index)
+    gitops.run(["add", "--all", "--", "."], cwd=copy.path, env=env)
+    tree = gitops.run(["write-tree"], cwd=copy.path, env=env)
+    commit = gitops.run(
+        ["commit-tree", tree, "-p", snapshot.commit, "-m", "errand result"],
+        env={"GIT_DIR": str(snapshot.mirror), **gitops.ISOLATED},
+    )
+    gitops.run(
+        ["update-ref", RESULT_REF_PREFIX + commit, commit],
+        env={"GIT_DIR": str(snapshot.mirror), **gitops.ISOLATED},
+    )
+    return diff_trees(snapshot.mirror, snapshot.tree, tree)
+
+
+def diff_trees(mirror: Path, base: str, tree: str) -> DiffResult:
+    env = {"GIT_DIR": str(mirror), **gitops.ISOLATED}
+    common = ["--no-color", "--no-ext-diff", "--no-textconv", "-M", base, tree]
+    diff = gitops.run(
+        ["diff", "--src-prefix=a/", "--dst-prefix=b/", *common], env=env, strip=False
+    )
+    numstat = gitops.run_bytes(["diff", "--numstat", "-z", *common], env=env)
+    status = gitops.run_bytes(["diff", "--name-status", "-z", *common], env=env)
+    files = parse_changes(numstat, status)
+    stat = DiffStat(
+        files=len(files),
+        added=sum(f.added for f in files),
+        removed=sum(f.removed for f in files),
+    )
+    return DiffResult(tree, diff, files, stat)
+
+
+def parse_changes(numstat: bytes, name_status: bytes) -> list[FileStat]:
+    """Combine ``git diff --numstat -z`` and ``--name-status -z`` output."""
+    kinds: dict[str, tuple[str, str | None]] = {}
+    fields = name_status.decode("utf-8", "surrogateescape").split("\0")
+    i = 0
+    while i < len(fields) and fields[i]:
+        code = fields[i]
+        if code[0] in "RC":
+            old, new = fields[i + 1], fields[i + 2]
+            kinds[new] = ("renamed" if code[0] == "R" else "added", old)
+            i += 3
+        else:
+            kinds[fields[i + 1]] = (
+                {"A": "added", "D": "deleted"}.get(code[0], "modified"),
+                None,
+            )
+            i += 2
+    files: list[FileStat] = []
+    parts = numstat.decode("utf-8", "surrogateescape").split("\0")
+    i = 0
+    while i < len(parts) and parts[i]:
+        head = parts[i].split("\t")
+        added, removed = head[0], head[1]
+        if head[2]:
+            path = head[2]
+            i += 1
+        else:  # a rename: the old and new paths follow as their own fields
+            path = parts[i + 2]
+            i += 3
+        change, old_path = kinds.get(path, ("modified", None))
+        binary = added == "-"
+        files.append(
+            FileStat(
+                path=path,
+                change=change,  # type: ignore[arg-type]
+                added=0 if binary else int(added),
+                removed=0 if binary else int(removed),
+                old_path=old_path,
+                binary=binary,
+            )
+        )
+    return files
+
+
+def read_blob(mirror: Path, tree: str, path: str) -> bytes | None:
+    """The bytes of ``path`` in ``tree``, or None when the tree has no such file."""
+    try:
+        return gitops.run_bytes(
+            ["cat-file", "blob", f"{tree}:{path}"], env={"GIT_DIR": str(mirror), **gitops.ISOLATED}
+        )
+    except gitops.GitError:
+        return None
+
+
+def read_blobs(mirror: Path, specs: list[tuple[str, str]]) -> list[bytes | None]:
+    """Read many ``(tree, path)`` blobs with one ``git cat-file --batch`` process."""
+    if not specs:
+        return []
+    request = "".join(f"{tree}:{path}\n" for tree, path in specs).encode(
+        "utf-8", "surrogateescape"
+    )
+    out = gitops.run_bytes(
+        ["cat-file", "--batch"],
+        env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
+        input_bytes=request,
+    )
+    results: list[bytes | None] = []
+    pos = 0
+    for _ in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if header[-1] == b"missing" or len(header) != 3:
+            results.append(None)
+            continue
+        size = int(header[2])
+        results.append(out[pos : pos + size] if header[1] == b"blob" else None)
+        pos += size + 1
+    return results
+
+
+def delete_refs(mirror: Path, refs: list[str]) -> None:
+    env = {"GIT_DIR": str(mirror), **gitops.ISOLATED}
+    for ref in refs:
+        try:
+            gitops.run(["update-ref", "-d", ref], env=env)
+        except gitops.GitError:
+            pass
