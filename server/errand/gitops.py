@@ -105,8 +105,10 @@ def run_bytes(
                 as_process=True,
                 istream=subprocess.PIPE,
             )
-            stdout, stderr = proc.proc.communicate(input_bytes)
-            if proc.proc.returncode != 0:
+            popen = proc.proc
+            assert popen is not None
+            stdout, stderr = popen.communicate(input_bytes)
+            if popen.returncode != 0:
                 raise GitError(f"git {' '.join(args)}: {stderr.decode(errors='replace').strip()}")
             out = stdout
     except git.GitCommandError as exc:

@@ -211,6 +211,8 @@ class Empty(Wire):
 
 class TaskChanged(Wire):
     task: TaskSummary
+    removed: bool = False
+    """True when the task was discarded and is gone."""
 
 
 class TaskLog(Wire):

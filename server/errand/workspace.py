@@ -31,6 +31,19 @@ from errand.protocol import DiffStat, FileStat
 SNAPSHOT_REF_PREFIX = "refs/errand/snapshots/"
 RESULT_REF_PREFIX = "refs/errand/results/"
 
+# Build and tool caches a command can leave in a copy; never part of a result, even
+# where the repository's own .gitignore forgets them. Tracked files are unaffected.
+RESULT_EXCLUDES = (
+    "__pycache__/",
+    "*.py[cod]",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".hypothesis/",
+    ".tox/",
+    ".nox/",
+)
+
 
 class WorkspaceError(RuntimeError):
     """The folder can't be snapshotted (not a git repository, git failed, ...)."""
@@ -111,6 +124,10 @@ def ensure_mirror(data_dir: Path, repo: Repository) -> Path:
         alternates.parent.mkdir(parents=True, exist_ok=True)
         alternates.write_text(f"{repo.common_dir / 'objects'}\n", encoding="utf-8")
         (mirror / "errand-origin").write_text(f"{repo.root}\n", encoding="utf-8")
+    exclude = mirror / "info" / "exclude"
+    if not exclude.exists():
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("\n".join(RESULT_EXCLUDES) + "\n", encoding="utf-8")
     return mirror
 
 
@@ -218,9 +235,7 @@ def _init_copy_git(snapshot: Snapshot, dest: Path, index: Path) -> None:
     """Give the copy a small ``.git`` of its own: HEAD at the snapshot commit, objects
     borrowed from the mirror, and an index that matches the checked-out files."""
     git_dir = dest / ".git"
-    gitops.run(
-        ["init", "--quiet", "--template=", str(dest)], env=gitops.ISOLATED
-    )
+    gitops.run(["init", "--quiet", "--template=", str(dest)], env=gitops.ISOLATED)
     (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (git_dir / "objects" / "info" / "alternates").write_text(
         f"{snapshot.mirror / 'objects'}\n", encoding="utf-8"
@@ -269,9 +284,7 @@ def record_result(snapshot: Snapshot, copy: TaskCopy) -> DiffResult:
 def diff_trees(mirror: Path, base: str, tree: str) -> DiffResult:
     env = {"GIT_DIR": str(mirror), **gitops.ISOLATED}
     common = ["--no-color", "--no-ext-diff", "--no-textconv", "-M", base, tree]
-    diff = gitops.run(
-        ["diff", "--src-prefix=a/", "--dst-prefix=b/", *common], env=env, strip=False
-    )
+    diff = gitops.run(["diff", "--src-prefix=a/", "--dst-prefix=b/", *common], env=env, strip=False)
     numstat = gitops.run_bytes(["diff", "--numstat", "-z", *common], env=env)
     status = gitops.run_bytes(["diff", "--name-status", "-z", *common], env=env)
     files = parse_changes(numstat, status)
@@ -341,9 +354,7 @@ def read_blobs(mirror: Path, specs: list[tuple[str, str]]) -> list[bytes | None]
     """Read many ``(tree, path)`` blobs with one ``git cat-file --batch`` process."""
     if not specs:
         return []
-    request = "".join(f"{tree}:{path}\n" for tree, path in specs).encode(
-        "utf-8", "surrogateescape"
-    )
+    request = "".join(f"{tree}:{path}\n" for tree, path in specs).encode("utf-8", "surrogateescape")
     out = gitops.run_bytes(
         ["cat-file", "--batch"],
         env={"GIT_DIR": str(mirror), **gitops.ISOLATED},

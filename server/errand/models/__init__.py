@@ -27,11 +27,13 @@ def create_model(
     if api == "chat":
         from errand.models.openai_chat import ChatModel
 
-        return ChatModel(client, model)
+        chat: Model = ChatModel(client, model)
+        return chat
     if api == "responses":
         from errand.models.openai_responses import ResponsesModel
 
-        return ResponsesModel(client, model)
+        responses: Model = ResponsesModel(client, model)
+        return responses
     raise ModelError(f"unknown model API {api!r}; use 'responses' or 'chat'")
 
 

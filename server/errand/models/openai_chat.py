@@ -73,13 +73,15 @@ class ChatModel:
         self, items: list[Item], tools: list[ToolSpec], on_text: TextSink | None = None
     ) -> ModelTurn:
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.name,
-                messages=to_messages(items),  # type: ignore[arg-type]
-                tools=to_tools(tools) if tools else openai.omit,  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            request: dict[str, Any] = {
+                "model": self.name,
+                "messages": to_messages(items),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            if tools:
+                request["tools"] = to_tools(tools)
+            stream = await self._client.chat.completions.create(**request)
             text: list[str] = []
             refusal: list[str] = []
             calls: dict[int, dict[str, str]] = {}

@@ -1,0 +1,130 @@
+"""Settings: defaults, then the environment, then the client's initialization options.
+
+Bad values never stop the server: they are reported and the previous value is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from errand.protocol import InitOptions
+
+APIS = ("responses", "chat")
+SANDBOXES = ("bwrap", "docker", "none")
+
+
+def default_data_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "errand"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    model: str = "gpt-5-codex"
+    api: str = "chat"
+    sandbox: str = "bwrap"
+    max_parallel: int = 4
+    max_steps: int = 50
+    max_wall_seconds: int = 1800
+    max_tokens: int = 2_000_000
+    command_timeout_seconds: int = 300
+    base_url: str | None = None
+    api_key: str | None = None
+    docker_image: str = "python:3.11-slim"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        if env.get("ERRAND_DATA_DIR"):
+            raw["data_dir"] = env["ERRAND_DATA_DIR"]
+        for key, name in (
+            ("model", "ERRAND_MODEL"),
+            ("api", "ERRAND_API"),
+            ("sandbox", "ERRAND_SANDBOX"),
+            ("docker_image", "ERRAND_DOCKER_IMAGE"),
+            ("max_parallel", "ERRAND_MAX_PARALLEL"),
+            ("max_steps", "ERRAND_MAX_STEPS"),
+            ("max_wall_seconds", "ERRAND_MAX_WALL_SECONDS"),
+            ("max_tokens", "ERRAND_MAX_TOKENS"),
+            ("command_timeout_seconds", "ERRAND_COMMAND_TIMEOUT_SECONDS"),
+        ):
+            if env.get(name):
+                raw[key] = env[name]
+        return cls().with_values(raw, source="environment")
+
+    def with_init_options(self, options: object) -> tuple[Settings, list[str]]:
+        if options is None:
+            return self, []
+        try:
+            parsed = msgspec.convert(options, InitOptions, strict=False)
+        except msgspec.ValidationError as exc:
+            return self, [f"initializationOptions ignored: {exc}"]
+        values = {
+            "model": parsed.model,
+            "api": parsed.api,
+            "sandbox": parsed.sandbox,
+            "max_parallel": parsed.max_parallel,
+            "max_steps": parsed.max_steps,
+            "max_wall_seconds": parsed.max_wall_seconds,
+            "data_dir": parsed.data_dir,
+        }
+        return self.with_values(
+            {k: v for k, v in values.items() if v is not None}, source="initializationOptions"
+        )
+
+    def with_values(self, raw: Mapping[str, Any], *, source: str) -> tuple[Settings, list[str]]:
+        """Apply ``raw`` field by field; return the new settings and one problem
+        message per value that was rejected."""
+        problems: list[str] = []
+        changes: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                changes[key] = _validate(key, value)
+            except ValueError as exc:
+                problems.append(f"{source}: {exc}; keeping {getattr(self, key)!r}")
+        return dataclasses.replace(self, **changes), problems
+
+
+_POSITIVE_INTS = {
+    "max_parallel": (1, 64),
+    "max_steps": (1, 10_000),
+    "max_wall_seconds": (1, 7 * 24 * 3600),
+    "max_tokens": (1, 1 << 40),
+    "command_timeout_seconds": (1, 24 * 3600),
+}
+
+
+def _validate(key: str, value: Any) -> Any:
+    if key == "data_dir":
+        return Path(str(value)).expanduser()
+    if key == "api":
+        if value not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, not {value!r}")
+        return value
+    if key == "sandbox":
+        if value not in SANDBOXES:
+            raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {value!r}")
+        return value
+    if key in _POSITIVE_INTS:
+        low, high = _POSITIVE_INTS[key]
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"{key} must be between {low} and {high}, not {number}")
+        return number
+    if key in ("model", "docker_image"):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{key} must be a non-empty string")
+        return value.strip()
+    raise ValueError(f"unknown setting {key!r}")

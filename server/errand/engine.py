@@ -1,0 +1,800 @@
+"""TaskEngine: the queue, the lifecycle of tasks and attempts, cancellation, storage.
+
+The engine lives on one asyncio loop and never blocks it: git and file work go to
+worker threads, SQLite writes go to one store thread. Clients (the LSP server, the
+CLI) subscribe through :class:`EngineListener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from errand import workspace
+from errand.agent import checks as check_rules
+from errand.agent.loop import AgentLimits, AgentProgress, LimitsExceeded, NoAnswer, run_agent
+from errand.agent.prompts import system_prompt
+from errand.agent.tools import CommandRecord, Toolbox
+from errand.applying import ApplyPlan, ApplyRefused, CurrentFile, plan_apply
+from errand.config import Settings
+from errand.edits import FileChange
+from errand.logbatch import LogBatcher
+from errand.models import Model, ModelError
+from errand.models.base import Item, SystemMsg, UserMsg, decode_items, encode_items
+from errand.protocol import (
+    TERMINAL_STATUSES,
+    Attempt,
+    Check,
+    DelegateParams,
+    FileStat,
+    LogKind,
+    Status,
+    Task,
+    TaskLog,
+    TaskSummary,
+    Usage,
+)
+from errand.sandbox import Limits, Sandbox, SandboxSpec, SandboxUnavailable, open_sandbox
+from errand.store import ChunkRow, CopyRow, SnapshotRow, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EngineError(Exception):
+    """A request the engine can't carry out; the message is for a person."""
+
+
+class UnknownTask(EngineError):
+    pass
+
+
+class EngineListener(Protocol):
+    def task_changed(self, summary: TaskSummary, removed: bool = False) -> None: ...
+
+    def task_log(self, entry: TaskLog) -> None: ...
+
+
+ModelFactory = Callable[[Settings], Model]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_title(prompt: str) -> str:
+    line = next((line.strip() for line in prompt.splitlines() if line.strip()), "task")
+    return line if len(line) <= 72 else line[:71].rstrip() + "…"
+
+
+def aggregate_status(statuses: list[Status]) -> Status:
+    order: tuple[Status, ...] = ("running", "preparing", "queued")
+    for status in order:
+        if status in statuses:
+            return status
+    ended: tuple[Status, ...] = ("completed", "cancelled")
+    for status in ended:
+        if status in statuses:
+            return status
+    return "failed"
+
+
+@dataclass(slots=True)
+class AttemptState:
+    info: Attempt
+    copy: workspace.TaskCopy | None = None
+    result_tree: str | None = None
+    conversation: list[Item] = field(default_factory=list)
+    chunk_seq: int = 0
+    runner: asyncio.Task[None] | None = None
+    sandbox: Sandbox | None = None
+    commands: list[CommandRecord] = field(default_factory=list)
+
+    def next_chunk_id(self) -> str:
+        self.chunk_seq += 1
+        return f"c{self.info.attempt}-{self.chunk_seq}"
+
+
+@dataclass(slots=True)
+class TaskState:
+    task: Task
+    folder: Path
+    snapshot: workspace.Snapshot | None = None
+    attempts: list[AttemptState] = field(default_factory=list)
+    prepared: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def summary(self) -> TaskSummary:
+        fields = {f: getattr(self.task, f) for f in TaskSummary.__struct_fields__}
+        return TaskSummary(**fields)
+
+
+class TaskEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model_factory: ModelFactory,
+        copies: workspace.CopyProvider | None = None,
+        listener: EngineListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self._model_factory = model_factory
+        self._copies = copies or workspace.CheckoutCopies()
+        self._listeners: list[EngineListener] = [listener] if listener else []
+        self._tasks: dict[str, TaskState] = {}
+        self._slots = asyncio.Semaphore(settings.max_parallel)
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="errand-io")
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="errand-db")
+        self._store: Store | None = None
+        self._batcher = LogBatcher(self._emit_log_now)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def add_listener(self, listener: EngineListener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Open the store, load past tasks, and mark interrupted ones as failed."""
+        db_path = self.settings.data_dir / "errand.db"
+        self._store = await self._db(Store, db_path)
+        stored = await self._db(self._store.load_tasks)
+        for item in stored:
+            task = item.task
+            snapshot = None
+            if item.snapshot is not None:
+                s = item.snapshot
+                snapshot = workspace.Snapshot(
+                    Path(s.repo_root), Path(s.mirror), s.commit, s.tree, s.head, s.subdir
+                )
+            state = TaskState(task=task, folder=Path(task.repository or "."), snapshot=snapshot)
+            state.prepared.set()
+            for stored_attempt in item.attempts:
+                info = stored_attempt.attempt
+                if info.status not in TERMINAL_STATUSES:
+                    info.status = "failed"
+                    info.reason = "interrupted"
+                    info.finished_at = now_iso()
+                    await self._db(self._store.save_attempt, task.task_id, info)
+                copy = None
+                if stored_attempt.copy is not None:
+                    c = stored_attempt.copy
+                    copy = workspace.TaskCopy(Path(c.path), Path(c.index), c.kind)
+                state.attempts.append(
+                    AttemptState(
+                        info=info,
+                        copy=copy,
+                        result_tree=stored_attempt.result_tree,
+                        chunk_seq=stored_attempt.chunk_seq,
+                    )
+                )
+            task.attempts = [a.info for a in state.attempts]
+            if task.status not in TERMINAL_STATUSES:
+                task.status = "failed"
+                task.reason = "interrupted"
+                task.updated_at = now_iso()
+                await self._db(self._store.save_task, task, None)
+            self._tasks[task.task_id] = state
+        log.info("engine started: %d tasks loaded from %s", len(self._tasks), db_path)
+
+    async def shutdown(self) -> None:
+        for state in self._tasks.values():
+            for attempt in state.attempts:
+                if attempt.runner is not None and not attempt.runner.done():
+                    attempt.runner.cancel()
+        runners = [
+            a.runner for s in self._tasks.values() for a in s.attempts if a.runner is not None
+        ]
+        if runners:
+            await asyncio.gather(*runners, return_exceptions=True)
+        self._batcher.flush()
+        if self._store is not None:
+            await self._db(self._store.close)
+        self._io.shutdown(wait=False)
+        self._db_thread.shutdown(wait=True)
+
+    # --- commands ------------------------------------------------------------------
+
+    async def delegate(self, params: DelegateParams, default_folder: Path | None) -> str:
+        if not params.prompt.strip():
+            raise EngineError("prompt is empty; say what the task should do")
+        if not 1 <= params.attempts <= 4:
+            raise EngineError(f"attempts must be between 1 and 4, not {params.attempts}")
+        folder = _folder(params.workspace) if params.workspace else default_folder
+        if folder is None:
+            raise EngineError(
+                "no workspace folder: open a folder in the editor or pass `workspace`"
+            )
+        if not folder.is_dir():
+            raise EngineError(f"workspace folder {folder} does not exist")
+        stamp = now_iso()
+        task_id = secrets.token_hex(4)
+        while task_id in self._tasks:
+            task_id = secrets.token_hex(4)
+        task = Task(
+            task_id=task_id,
+            title=make_title(params.prompt),
+            mode=params.mode,
+            status="queued",
+            created_at=stamp,
+            updated_at=stamp,
+            attempt_count=params.attempts,
+            prompt=params.prompt,
+            repository=str(folder),
+        )
+        state = TaskState(task=task, folder=folder)
+        for n in range(1, params.attempts + 1):
+            state.attempts.append(AttemptState(info=Attempt(attempt=n, status="queued")))
+        task.attempts = [a.info for a in state.attempts]
+        self._tasks[task_id] = state
+        await self._persist_task(state)
+        self._changed(state)
+        self._spawn(self._prepare(state))
+        for attempt in state.attempts:
+            attempt.runner = asyncio.create_task(
+                self._run_attempt(state, attempt), name=f"errand-{task_id}-{attempt.info.attempt}"
+            )
+        return task_id
+
+    def list_tasks(self) -> list[TaskSummary]:
+        return [state.summary() for state in self._tasks.values()]
+
+    def get_task(self, task_id: str) -> Task:
+        return self._state(task_id).task
+
+    def attempt_state(self, task_id: str, attempt: int | None) -> AttemptState:
+        state = self._state(task_id)
+        number = attempt if attempt is not None else self._default_attempt(state)
+        if not 1 <= number <= len(state.attempts):
+            raise EngineError(
+                f"task {task_id} has {len(state.attempts)} attempt(s); attempt {number} does not exist"
+            )
+        return state.attempts[number - 1]
+
+    async def get_diff(self, task_id: str, attempt: int | None) -> tuple[str, list[FileStat], int]:
+        target = self.attempt_state(task_id, attempt)
+        diff = await self._db(self._require_store().load_diff, task_id, target.info.attempt)
+        if diff is None:
+            if target.info.status not in TERMINAL_STATUSES:
+                raise EngineError(
+                    f"task {task_id} is still {target.info.status}; its diff is ready when it ends"
+                )
+            diff = ""
+        return diff, target.info.files, target.info.attempt
+
+    async def file_changes(self, task_id: str, attempt: int | None) -> list[FileChange]:
+        """Base and new text of every changed text file of an attempt."""
+        state = self._state(task_id)
+        target = self.attempt_state(task_id, attempt)
+        if state.snapshot is None or target.result_tree is None:
+            return []
+        return await self._in_thread(_load_changes, state.snapshot, target)
+
+    async def plan_apply(
+        self,
+        task_id: str,
+        attempt: int | None,
+        files: list[str] | None,
+        current: Callable[[str], CurrentFile],
+    ) -> ApplyPlan:
+        state = self._state(task_id)
+        target = self.attempt_state(task_id, attempt)
+        if target.info.status != "completed":
+            raise EngineError(
+                f"attempt {target.info.attempt} of task {task_id} is {target.info.status}; "
+                "only a completed attempt can be applied"
+            )
+        if state.snapshot is None or target.result_tree is None:
+            raise EngineError(f"task {task_id} has no recorded result to apply")
+        snapshot, result_tree = state.snapshot, target.result_tree
+        changes = await self._in_thread(_load_changes, snapshot, target)
+        binaries = [f for f in target.info.files if f.binary]
+
+        def new_blob(path: str) -> bytes | None:
+            return workspace.read_blob(snapshot.mirror, result_tree, path)
+
+        try:
+            return await self._in_thread(
+                plan_apply, snapshot.repo_root, changes, binaries, files, current, new_blob
+            )
+        except ApplyRefused as exc:
+            raise EngineError(str(exc)) from None
+
+    async def mark_applied(self, task_id: str) -> None:
+        state = self._state(task_id)
+        state.task.applied = True
+        state.task.updated_at = now_iso()
+        await self._persist_task(state)
+        self._changed(state)
+
+    async def cancel(self, task_id: str) -> None:
+        state = self._state(task_id)
+        runners = [a.runner for a in state.attempts if a.runner is not None and not a.runner.done()]
+        for runner in runners:
+            runner.cancel()
+        if runners:
+            await asyncio.gather(*runners, return_exceptions=True)
+
+    async def follow_up(self, task_id: str, prompt: str) -> str:
+        """Continue a finished task in the same copy with the same conversation."""
+        if not prompt.strip():
+            raise EngineError("prompt is empty; say what the follow-up should do")
+        state = self._state(task_id)
+        if state.task.status not in TERMINAL_STATUSES:
+            raise EngineError(f"task {task_id} is still {state.task.status}; wait or cancel it")
+        attempt = state.attempts[self._default_attempt(state) - 1]
+        if attempt.copy is None or not attempt.copy.path.is_dir():
+            raise EngineError(
+                f"task {task_id}'s copy is gone (it was cancelled or cleaned up); "
+                "delegate a new task instead"
+            )
+        if not attempt.conversation:
+            attempt.conversation = await self.load_conversation(task_id, attempt.info.attempt)
+        attempt.conversation.append(UserMsg(prompt))
+        attempt.info.status = "queued"
+        attempt.info.report = None
+        attempt.info.reason = None
+        state.task.reason = None
+        state.task.applied = False
+        state.task.prompt = f"{state.task.prompt}\n\nFollow-up: {prompt}"
+        self._refresh(state)
+        await self._persist_task(state)
+        self._changed(state)
+        attempt.runner = asyncio.create_task(
+            self._run_attempt(state, attempt), name=f"errand-{task_id}-{attempt.info.attempt}"
+        )
+        return task_id
+
+    async def discard(self, task_id: str) -> None:
+        state = self._state(task_id)
+        await self.cancel(task_id)
+        for attempt in state.attempts:
+            if attempt.copy is not None:
+                await self._in_thread(self._copies.remove, attempt.copy)
+                attempt.copy = None
+        if state.snapshot is not None:
+            refs = [workspace.SNAPSHOT_REF_PREFIX + state.snapshot.commit]
+            await self._in_thread(workspace.delete_refs, state.snapshot.mirror, refs)
+        await self._db(self._require_store().delete_task, task_id)
+        del self._tasks[task_id]
+        summary = state.summary()
+        for listener in self._listeners:
+            listener.task_changed(summary, True)
+
+    async def logs(self, task_id: str, attempt: int | None = None) -> list[TaskLog]:
+        self._state(task_id)
+        self._batcher.flush()
+        return await self._db(self._require_store().load_logs, task_id, attempt)
+
+    async def chunks(self, task_id: str, attempt: int) -> list[ChunkRow]:
+        self._state(task_id)
+        return await self._db(self._require_store().load_chunks, task_id, attempt)
+
+    async def wait(self, task_id: str) -> Task:
+        """Wait until every attempt of a task has ended."""
+        state = self._state(task_id)
+        runners = [a.runner for a in state.attempts if a.runner is not None]
+        if runners:
+            await asyncio.gather(*runners, return_exceptions=True)
+        return state.task
+
+    # --- the work ------------------------------------------------------------------
+
+    async def _prepare(self, state: TaskState) -> None:
+        """Snapshot right away, so the task starts from what the user sees now."""
+        try:
+            state.snapshot = await self._in_thread(
+                workspace.take_snapshot, state.folder, self.settings.data_dir
+            )
+            state.task.repository = str(state.snapshot.repo_root)
+            await self._persist_task(state)
+        except Exception as exc:
+            log.exception("snapshot failed for %s", state.task.task_id)
+            for attempt in state.attempts:
+                if attempt.runner is not None:
+                    attempt.runner.cancel(msg=f"snapshot failed: {exc}")
+            state.task.reason = f"could not snapshot the workspace: {exc}"
+        finally:
+            state.prepared.set()
+
+    async def _run_attempt(self, state: TaskState, attempt: AttemptState) -> None:
+        info = attempt.info
+        task_id = state.task.task_id
+        reason: str | None = None
+        status: Status = "failed"
+        try:
+            await state.prepared.wait()
+            if state.snapshot is None:
+                raise EngineError(state.task.reason or "the workspace could not be snapshotted")
+            async with self._slots:
+                await self._set_attempt(state, attempt, "preparing")
+                info.started_at = now_iso()
+                if attempt.copy is None:
+                    dest = self.settings.data_dir / "copies" / f"{task_id}-{info.attempt}"
+                    attempt.copy = await self._in_thread(self._copies.create, state.snapshot, dest)
+                    info.workspace_kind = attempt.copy.kind
+                    await self._persist_attempt(state, attempt)
+                attempt.sandbox = await open_sandbox(
+                    self.settings.sandbox,
+                    SandboxSpec(
+                        root=attempt.copy.path,
+                        writable=state.task.mode == "code",
+                        limits=Limits(timeout_s=float(self.settings.command_timeout_seconds)),
+                    ),
+                )
+                info.sandbox = attempt.sandbox.name
+                if attempt.sandbox.name == "none":
+                    info.warnings.append(
+                        "unsandboxed: commands ran directly on this machine (sandbox 'none')"
+                    )
+                await self._set_attempt(state, attempt, "running")
+                report = await self._agent(state, attempt)
+                info.report = report
+                status = "completed"
+        except asyncio.CancelledError as exc:
+            message = exc.args[0] if exc.args else None
+            if message and message.startswith("snapshot failed"):
+                status, reason = "failed", message
+            else:
+                status, reason = "cancelled", "cancelled by the user"
+        except SandboxUnavailable as exc:
+            reason = f"sandbox unavailable: {exc}"
+        except LimitsExceeded as exc:
+            reason = str(exc)
+        except TimeoutError:
+            reason = f"time limit reached ({self.settings.max_wall_seconds}s)"
+        except NoAnswer as exc:
+            reason = str(exc)
+        except ModelError as exc:
+            reason = str(exc)
+        except EngineError as exc:
+            reason = str(exc)
+        except Exception as exc:
+            log.exception("attempt %s/%s crashed", task_id, info.attempt)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+        await self._finish_attempt(state, attempt, status, reason)
+
+    async def _agent(self, state: TaskState, attempt: AttemptState) -> str:
+        assert attempt.copy is not None and attempt.sandbox is not None
+        info = attempt.info
+        model = self._model_factory(self.settings)
+        toolbox = Toolbox(
+            attempt.sandbox,
+            attempt.copy.path,
+            writable=state.task.mode == "code",
+            recorder=_Recorder(self, state, attempt),
+            next_chunk_id=attempt.next_chunk_id,
+            max_timeout_s=float(self.settings.command_timeout_seconds),
+        )
+        if not attempt.conversation:
+            attempt.conversation = [
+                SystemMsg(system_prompt(state.task.mode)),
+                UserMsg(state.task.prompt),
+            ]
+        progress = AgentProgress(
+            steps=info.steps,
+            input_tokens=info.usage.input_tokens,
+            output_tokens=info.usage.output_tokens,
+            cached_tokens=info.usage.cached_tokens,
+        )
+        limits = AgentLimits(
+            max_steps=self.settings.max_steps,
+            max_wall_s=float(self.settings.max_wall_seconds),
+            max_tokens=self.settings.max_tokens,
+        )
+
+        def on_text(text: str) -> None:
+            self._log(state, attempt, "message", text=text)
+
+        def on_step(p: AgentProgress) -> None:
+            info.steps = p.steps
+            info.usage = Usage(
+                input_tokens=p.input_tokens,
+                output_tokens=p.output_tokens,
+                cached_tokens=p.cached_tokens,
+            )
+            self._touch(state)
+
+        try:
+            async with asyncio.timeout(self.settings.max_wall_seconds):
+                return await run_agent(
+                    model,
+                    toolbox,
+                    attempt.conversation,
+                    limits,
+                    progress,
+                    on_text=on_text,
+                    on_step=on_step,
+                )
+        finally:
+            await model.close()
+
+    async def _finish_attempt(
+        self, state: TaskState, attempt: AttemptState, status: Status, reason: str | None
+    ) -> None:
+        info = attempt.info
+        diff: str | None = None
+        if attempt.sandbox is not None:
+            await attempt.sandbox.close()
+            attempt.sandbox = None
+        if attempt.copy is not None and state.snapshot is not None:
+            try:
+                result = await self._in_thread(
+                    workspace.record_result, state.snapshot, attempt.copy
+                )
+                attempt.result_tree = result.tree
+                diff = result.diff
+                info.files = result.files
+                info.diff_stat = result.stat
+            except Exception as exc:
+                log.exception("recording the result failed")
+                status = "failed"
+                reason = f"could not record the diff: {exc}"
+        info.checks = _checks(attempt.commands)
+        info.status = status
+        info.reason = reason
+        info.finished_at = now_iso()
+        self._batcher.flush()
+        if status == "cancelled" and attempt.copy is not None:
+            await self._in_thread(self._copies.remove, attempt.copy)
+            attempt.copy = None
+            await self._db(self._require_store().forget_copy, state.task.task_id, info.attempt)
+        await self._persist_attempt(state, attempt, diff=diff if diff is not None else "")
+        self._log(state, attempt, "status", status=status, text=reason)
+        self._refresh(state)
+        await self._persist_task(state)
+        self._changed(state)
+
+    # --- state helpers -------------------------------------------------------------
+
+    async def _set_attempt(self, state: TaskState, attempt: AttemptState, status: Status) -> None:
+        attempt.info.status = status
+        self._log(state, attempt, "status", status=status)
+        self._refresh(state)
+        await self._persist_attempt(state, attempt)
+        await self._persist_task(state)
+        self._changed(state)
+
+    def _refresh(self, state: TaskState) -> None:
+        task = state.task
+        infos = [a.info for a in state.attempts]
+        task.status = aggregate_status([i.status for i in infos])
+        best = self._default_attempt(state)
+        chosen = infos[best - 1]
+        task.diff_stat = msgspec.structs.replace(chosen.diff_stat)
+        task.checks_passed = sum(c.passed for c in chosen.checks)
+        task.checks_failed = sum(not c.passed for c in chosen.checks)
+        if task.status == "failed":
+            task.reason = task.reason or next((i.reason for i in infos if i.reason), None)
+        elif task.status == "cancelled":
+            task.reason = "cancelled by the user"
+        task.updated_at = now_iso()
+
+    def _default_attempt(self, state: TaskState) -> int:
+        """The first completed attempt, else the first one."""
+        for a in state.attempts:
+            if a.info.status == "completed":
+                return a.info.attempt
+        return 1
+
+    def _touch(self, state: TaskState) -> None:
+        state.task.updated_at = now_iso()
+
+    def _changed(self, state: TaskState) -> None:
+        summary = state.summary()
+        for listener in self._listeners:
+            listener.task_changed(summary)
+
+    def _log(
+        self,
+        state: TaskState,
+        attempt: AttemptState,
+        kind: LogKind,
+        **fields: Any,
+    ) -> None:
+        entry = TaskLog(
+            task_id=state.task.task_id,
+            attempt=attempt.info.attempt,
+            kind=kind,
+            **fields,
+        )
+        self._batcher.add(entry)
+
+    def _emit_log_now(self, entries: list[TaskLog]) -> None:
+        for entry in entries:
+            for listener in self._listeners:
+                listener.task_log(entry)
+        if self._store is not None:
+            self._db_submit(self._store.append_logs, entries)
+
+    def _state(self, task_id: str) -> TaskState:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise UnknownTask(
+                f"no task with id {task_id!r}; errand.listTasks shows the existing ones"
+            ) from None
+
+    def _require_store(self) -> Store:
+        if self._store is None:
+            raise EngineError("the engine has not started")
+        return self._store
+
+    async def _persist_task(self, state: TaskState) -> None:
+        snap = state.snapshot
+        row = (
+            SnapshotRow(
+                repo_root=str(snap.repo_root),
+                mirror=str(snap.mirror),
+                commit=snap.commit,
+                tree=snap.tree,
+                head=snap.head,
+                subdir=snap.subdir,
+            )
+            if snap
+            else None
+        )
+        await self._db(self._require_store().save_task, state.task, row)
+
+    async def _persist_attempt(
+        self, state: TaskState, attempt: AttemptState, diff: str | None = None
+    ) -> None:
+        copy = attempt.copy
+        await self._db(
+            self._require_store().save_attempt,
+            state.task.task_id,
+            attempt.info,
+            result_tree=attempt.result_tree,
+            diff=diff,
+            conversation=encode_items(attempt.conversation) if attempt.conversation else None,
+            copy=CopyRow(str(copy.path), str(copy.index), copy.kind) if copy else None,
+            chunk_seq=attempt.chunk_seq,
+        )
+
+    def record_command(
+        self, state: TaskState, attempt: AttemptState, record: CommandRecord
+    ) -> None:
+        attempt.commands.append(record)
+        attempt.info.checks = _checks(attempt.commands)
+        self._db_submit(
+            self._require_store().save_chunk,
+            state.task.task_id,
+            attempt.info.attempt,
+            ChunkRow(
+                record.chunk_id,
+                record.command,
+                record.exit_code,
+                record.duration_ms,
+                record.timed_out,
+                record.started_at,
+                record.output,
+            ),
+        )
+        self._db_submit(
+            self._require_store().save_attempt,
+            state.task.task_id,
+            attempt.info,
+            chunk_seq=attempt.chunk_seq,
+        )
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
+
+    def _db_submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        future = self._db_thread.submit(fn, *args, **kwargs)
+        future.add_done_callback(_log_failure)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, lambda: fn(*args))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def conversation(self, task_id: str, attempt: int) -> list[Item]:
+        return self.attempt_state(task_id, attempt).conversation
+
+    async def load_conversation(self, task_id: str, attempt: int) -> list[Item]:
+        data = await self._db(self._require_store().load_conversation, task_id, attempt)
+        return decode_items(data) if data else []
+
+
+class _Recorder:
+    """Feeds the toolbox's command events into the engine's log and store."""
+
+    def __init__(self, engine: TaskEngine, state: TaskState, attempt: AttemptState) -> None:
+        self._engine = engine
+        self._state = state
+        self._attempt = attempt
+
+    def command_started(self, chunk_id: str, command: str) -> None:
+        self._engine._log(
+            self._state, self._attempt, "commandStarted", chunk_id=chunk_id, command=command
+        )
+
+    def command_output(self, chunk_id: str, text: str) -> None:
+        self._engine._log(self._state, self._attempt, "output", chunk_id=chunk_id, text=text)
+
+    def command_finished(self, record: CommandRecord) -> None:
+        self._engine._log(
+            self._state,
+            self._attempt,
+            "commandFinished",
+            chunk_id=record.chunk_id,
+            command=record.command,
+            exit_code=record.exit_code,
+            duration_ms=record.duration_ms,
+        )
+        self._engine.record_command(self._state, self._attempt, record)
+
+    def files_changed(self, summary: str) -> None:
+        self._engine._log(
+            self._state, self._attempt, "message", command="apply_patch", text=summary
+        )
+
+
+def _checks(commands: list[CommandRecord]) -> list[Check]:
+    return [
+        Check(
+            command=c.command,
+            exit_code=c.exit_code,
+            passed=c.exit_code == 0,
+            duration_ms=c.duration_ms,
+            chunk_id=c.chunk_id,
+        )
+        for c in commands
+        if check_rules.is_check(c.command)
+    ]
+
+
+def _load_changes(snapshot: workspace.Snapshot, attempt: AttemptState) -> list[FileChange]:
+    assert attempt.result_tree is not None
+    text_files = [f for f in attempt.info.files if not f.binary]
+    specs: list[tuple[str, str]] = []
+    for f in text_files:
+        specs.append((snapshot.tree, f.old_path or f.path))
+        specs.append((attempt.result_tree, f.path))
+    blobs = workspace.read_blobs(snapshot.mirror, specs)
+    changes: list[FileChange] = []
+    for i, f in enumerate(text_files):
+        base, new = blobs[2 * i], blobs[2 * i + 1]
+        changes.append(
+            FileChange(
+                path=f.path,
+                change=f.change,
+                old_path=f.old_path,
+                base_text=_text(base) if f.change != "added" else None,
+                new_text=_text(new) if f.change != "deleted" else None,
+            )
+        )
+    return changes
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _folder(value: str) -> Path:
+    if value.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(value).path))
+    return Path(value).expanduser()
+
+
+def _log_failure(future: Any) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("store write failed: %s", exc, exc_info=exc)

@@ -1,0 +1,323 @@
+"""errand's language server: thin handlers that convert, delegate to the engine, and
+convert back. All logic lives in the engine and the pure modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import msgspec
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from errand import __version__, protocol
+from errand.applying import ApplyRefused, CurrentFile
+from errand.config import Settings
+from errand.edits import build_workspace_edit, path_to_uri, workspace_edit_to_json
+from errand.engine import EngineError, ModelFactory, TaskEngine, UnknownTask
+from errand.protocol import TERMINAL_STATUSES, TaskLog, TaskSummary
+
+log = logging.getLogger(__name__)
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class JsonRpcRequestFailed(JsonRpcException):
+    CODE = -32803  # LSP's RequestFailed
+    MESSAGE = "Request Failed"
+
+
+class ErrandProtocol(LanguageServerProtocol):
+    """Pins positions to UTF-16: errand's edits are computed in UTF-16 code units, the
+    LSP default and the only encoding VS Code speaks."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, Any]:
+        if params.capabilities.general is not None:
+            params.capabilities.general.position_encodings = [types.PositionEncodingKind.Utf16]
+        return (yield from super().lsp_initialize(params))
+
+
+class ErrandServer(LanguageServer):
+    def __init__(self, settings: Settings, model_factory: ModelFactory) -> None:
+        super().__init__(name="errand", version=__version__, protocol_cls=ErrandProtocol)
+        self.init_options: object = None
+        self.base_settings = settings
+        self.model_factory = model_factory
+        self.engine: TaskEngine | None = None
+        self.ready = asyncio.Event()
+        self._progress: dict[str, str] = {}
+
+    # --- engine events -> notifications --------------------------------------------
+
+    def task_changed(self, summary: TaskSummary, removed: bool = False) -> None:
+        self.protocol.notify(
+            protocol.NOTIFY_TASK_CHANGED,
+            protocol.to_wire(protocol.TaskChanged(task=summary, removed=removed)),
+        )
+        self._update_progress(summary)
+
+    def task_log(self, entry: TaskLog) -> None:
+        self.protocol.notify(protocol.NOTIFY_TASK_LOG, protocol.to_wire(entry))
+
+    def _supports_progress(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    def _update_progress(self, summary: TaskSummary) -> None:
+        if not self._supports_progress():
+            return
+        token = self._progress.get(summary.task_id)
+        if summary.status in TERMINAL_STATUSES:
+            if token is not None:
+                del self._progress[summary.task_id]
+                self.work_done_progress.end(
+                    token, types.WorkDoneProgressEnd(message=f"{summary.title}: {summary.status}")
+                )
+            return
+        message = f"{summary.status} · +{summary.diff_stat.added} −{summary.diff_stat.removed}"
+        if token is None:
+            token = f"errand-{summary.task_id}"
+            self._progress[summary.task_id] = token
+            asyncio.get_running_loop().create_task(self._begin_progress(token, summary, message))
+        elif token in self.work_done_progress.tokens:
+            self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+
+    async def _begin_progress(self, token: str, summary: TaskSummary, message: str) -> None:
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as exc:
+            log.info("client refused progress token %s: %s", token, exc)
+            return
+        self.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title=f"errand: {summary.title}", message=message, cancellable=True
+            ),
+        )
+
+    def cancel_by_progress(self, token: str) -> None:
+        for task_id, known in list(self._progress.items()):
+            if known == token and self.engine is not None:
+                asyncio.get_running_loop().create_task(self.engine.cancel(task_id))
+
+    # --- helpers -------------------------------------------------------------------
+
+    async def require_engine(self) -> TaskEngine:
+        await self.ready.wait()
+        assert self.engine is not None
+        return self.engine
+
+    def default_folder(self) -> Path | None:
+        folders = self.workspace.folders
+        if folders:
+            return uri_to_path(next(iter(folders.values())).uri)
+        root = self.workspace.root_path
+        return Path(root) if root else None
+
+    def current_files(self) -> dict[str, CurrentFile]:
+        """Open buffers by path, captured on the loop before any thread reads them."""
+        opened: dict[str, CurrentFile] = {}
+        for uri, doc in self.workspace.text_documents.items():
+            if uri.startswith("file:"):
+                opened[str(uri_to_path(uri))] = CurrentFile(
+                    exists=True, text=doc.source, version=doc.version
+                )
+        return opened
+
+
+def uri_to_path(uri: str) -> Path:
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
+def parse_params(args: tuple[Any, ...], kind: type[P], command: str) -> P:
+    """Validate ``arguments`` ([oneObject]) against ``kind`` with a message a person
+    can act on."""
+    if len(args) > 1:
+        raise JsonRpcInvalidParams(
+            message=f"{command}: pass one argument object, not {len(args)} arguments"
+        )
+    raw = args[0] if args else {}
+    if raw is None:
+        raw = {}
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        raise JsonRpcInvalidParams(message=f"{command}: invalid arguments: {exc}") from None
+
+
+Handler = Callable[[ErrandServer, Any], Awaitable[msgspec.Struct]]
+
+
+def _command(
+    server: ErrandServer, name: str, kind: type[P]
+) -> Callable[[Callable[[ErrandServer, P], Awaitable[msgspec.Struct]]], None]:
+    def register(fn: Callable[[ErrandServer, P], Awaitable[msgspec.Struct]]) -> None:
+        async def handler(ls: ErrandServer, *args: Any) -> Any:
+            params = parse_params(args, kind, name)
+            try:
+                result = await fn(ls, params)
+            except UnknownTask as exc:
+                raise JsonRpcInvalidParams(message=f"{name}: {exc}") from None
+            except (EngineError, ApplyRefused) as exc:
+                raise JsonRpcRequestFailed(message=f"{name}: {exc}") from None
+            return protocol.to_wire(result)
+
+        server.command(name)(handler)
+
+    return register
+
+
+def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServer:
+    server = ErrandServer(settings, model_factory)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: ErrandServer, params: types.InitializeParams) -> None:
+        ls.init_options = params.initialization_options
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: ErrandServer, params: types.InitializedParams) -> None:
+        settings, problems = ls.base_settings.with_init_options(ls.init_options)
+        for problem in problems:
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning, message=f"errand: {problem}"
+                )
+            )
+            log.warning(problem)
+        engine = TaskEngine(settings, model_factory=ls.model_factory, listener=ls)
+        await engine.start()
+        ls.engine = engine
+        ls.ready.set()
+        log.info(
+            "errand ready: model=%s api=%s sandbox=%s",
+            settings.model,
+            settings.api,
+            settings.sandbox,
+        )
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def progress_cancel(ls: ErrandServer, params: types.WorkDoneProgressCancelParams) -> None:
+        ls.cancel_by_progress(str(params.token))
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: ErrandServer, params: None) -> None:
+        if ls.engine is not None:
+            await ls.engine.shutdown()
+
+    @_command(server, protocol.CMD_DELEGATE, protocol.DelegateParams)
+    async def delegate(ls: ErrandServer, params: protocol.DelegateParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        task_id = await engine.delegate(params, ls.default_folder())
+        return protocol.DelegateResult(task_id=task_id)
+
+    @_command(server, protocol.CMD_LIST_TASKS, protocol.ListTasksParams)
+    async def list_tasks(ls: ErrandServer, params: protocol.ListTasksParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        return protocol.ListTasksResult(tasks=engine.list_tasks())
+
+    @_command(server, protocol.CMD_GET_TASK, protocol.TaskRef)
+    async def get_task(ls: ErrandServer, params: protocol.TaskRef) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        return protocol.GetTaskResult(task=engine.get_task(params.task_id))
+
+    @_command(server, protocol.CMD_GET_DIFF, protocol.GetDiffParams)
+    async def get_diff(ls: ErrandServer, params: protocol.GetDiffParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        diff, files, attempt = await engine.get_diff(params.task_id, params.attempt)
+        changes = await engine.file_changes(params.task_id, attempt)
+        task = engine.get_task(params.task_id)
+        root = Path(task.repository or ".")
+        opened = ls.current_files()
+        versions = {
+            path_to_uri(root, c.old_path or c.path): opened[
+                str(root / (c.old_path or c.path))
+            ].version
+            for c in changes
+            if str(root / (c.old_path or c.path)) in opened
+        }
+        edit = build_workspace_edit(root, changes, versions)
+        return protocol.GetDiffResult(
+            diff=diff, edit=workspace_edit_to_json(edit), attempt=attempt, files=files
+        )
+
+    @_command(server, protocol.CMD_APPLY, protocol.ApplyParams)
+    async def apply(ls: ErrandServer, params: protocol.ApplyParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        return await apply_attempt(ls, engine, params)
+
+    @_command(server, protocol.CMD_CANCEL, protocol.TaskRef)
+    async def cancel(ls: ErrandServer, params: protocol.TaskRef) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        await engine.cancel(params.task_id)
+        return protocol.Empty()
+
+    @_command(server, protocol.CMD_DISCARD, protocol.TaskRef)
+    async def discard(ls: ErrandServer, params: protocol.TaskRef) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        await engine.discard(params.task_id)
+        return protocol.Empty()
+
+    @_command(server, protocol.CMD_FOLLOW_UP, protocol.FollowUpParams)
+    async def follow_up(ls: ErrandServer, params: protocol.FollowUpParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        task_id = await engine.follow_up(params.task_id, params.prompt)
+        return protocol.DelegateResult(task_id=task_id)
+
+    return server
+
+
+async def apply_attempt(
+    ls: ErrandServer, engine: TaskEngine, params: protocol.ApplyParams
+) -> protocol.ApplyResult:
+    workspace_caps = ls.client_capabilities.workspace
+    if not (workspace_caps and workspace_caps.apply_edit):
+        return protocol.ApplyResult(
+            applied=False, reason="this client does not support workspace/applyEdit"
+        )
+    task = engine.get_task(params.task_id)
+    root = Path(task.repository or ".")
+    opened = ls.current_files()
+
+    def current(rel: str) -> CurrentFile:
+        path = root / rel
+        if str(path) in opened:
+            return opened[str(path)]
+        if path.is_symlink() or not path.is_file():
+            return CurrentFile(exists=path.exists() or path.is_symlink())
+        return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
+
+    plan = await engine.plan_apply(params.task_id, params.attempt, params.files, current)
+    if plan.conflicts:
+        return protocol.ApplyResult(
+            applied=False,
+            conflicts=plan.conflicts,
+            reason="the workspace changed since the task started; nothing was written",
+        )
+    if not plan.changes and not plan.binary_writes:
+        return protocol.ApplyResult(applied=False, reason="the attempt changed no files")
+    if plan.changes:
+        edit = build_workspace_edit(root, plan.changes, plan.versions)
+        response = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=f"errand: {task.title}")
+        )
+        if not response.applied:
+            return protocol.ApplyResult(
+                applied=False,
+                reason=response.failure_reason
+                or "the editor refused the edit; nothing was written",
+            )
+    for rel, data in plan.binary_writes:
+        target = root / rel
+        if data is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    await engine.mark_applied(params.task_id)
+    return protocol.ApplyResult(applied=True, files=plan.files)
