@@ -1185,6 +1185,10 @@ class _HTTPServer(ThreadingHTTPServer):
         self.director = director
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The stdlib prints the traceback to stderr; send it to logging instead.
+        log.exception("replay server: error while handling a request from %s", client_address)
+
 
 class _ClientGone(Exception):
     pass
@@ -1298,7 +1302,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
             else:
                 self._send_error_json(404, f"errand replay: no route for {method} {path}")
-        except _ClientGone:
+        except (_ClientGone, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
             log.debug("client went away during %s %s", method, path)
 
     def _models(self) -> list[JSONObj]:
@@ -1500,9 +1505,12 @@ class ReplayServer:
         return f"http://{self._host}:{self.port}/v1"
 
     @property
-    def requests(self) -> list[JSONObj]:
-        """Every request body received so far (copies), in order of arrival."""
-        return cast(list[JSONObj], self._director.requests())
+    def requests(self) -> list[Any]:
+        """Every request body received so far (copies), in order of arrival.
+
+        A body that was not JSON is logged as its text.
+        """
+        return self._director.requests()
 
     def reset(self) -> None:
         """Same as ``POST /_reset``."""
