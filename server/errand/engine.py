@@ -50,6 +50,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+SANDBOX_ENV = {
+    # Edits land within the same second as the previous run: a same-size change would
+    # otherwise be masked by a stale timestamp-validated .pyc.
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
 class EngineError(Exception):
     """A request the engine can't carry out; the message is for a person."""
 
@@ -428,6 +435,7 @@ class TaskEngine:
                     SandboxSpec(
                         root=attempt.copy.path,
                         writable=state.task.mode == "code",
+                        env=SANDBOX_ENV,
                         limits=Limits(timeout_s=float(self.settings.command_timeout_seconds)),
                     ),
                 )
