@@ -1,0 +1,317 @@
+"""Run one child process with a wall-time cap, bounded output capture and group kill.
+
+Every backend ends up here: bwrap and none spawn ``bwrap …``/``bash -c …`` directly, docker
+spawns ``docker exec …``. The conventions, shared by all backends:
+
+* stdout and stderr are merged into one pipe, read in chunks, decoded incrementally as
+  UTF-8 (invalid bytes become U+FFFD) and handed to ``on_output`` as they arrive.
+* The captured :attr:`ExecResult.output` keeps at most ``max_output_bytes``: the first and
+  the last half. The middle is replaced by one marker line (:data:`CUT_MARKER`) that says
+  how many bytes were cut. Reading goes on, so the child never blocks on a full pipe.
+* A command that prints more than ``OUTPUT_KILL_FACTOR × max_output_bytes`` in total is
+  killed (``killed_reason="output cap"``); ``on_output`` never receives more than that.
+* At ``timeout_s`` the whole process group is killed with SIGKILL; the result has
+  ``timed_out=True``, ``killed_reason="timeout"`` and ``exit_code`` :data:`TIMEOUT_EXIT_CODE`
+  (124, as coreutils ``timeout`` reports).
+* A process that died from a signal reports ``128 + signal`` (137 for SIGKILL), as shells do.
+* When the command's main process exits, whatever it left running in its process group is
+  killed too: a command's background jobs never outlive it (bwrap gives the same through
+  its PID namespace).
+* Cancelling the awaiting task kills the group, reaps the child, then re-raises
+  :class:`asyncio.CancelledError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from errand.sandbox.base import ExecResult, Limits, OutputSink
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_EXIT_CODE = 124
+"""Exit code reported for a command killed at its wall-time cap."""
+
+OUTPUT_KILL_FACTOR = 8
+"""A command printing more than this many times ``max_output_bytes`` is killed."""
+
+CHUNK_BYTES = 64 * 1024
+DRAIN_GRACE_S = 2.0
+"""After the main process exited and its group was killed, how long to wait for the pipe
+to close (a process that left the group may still hold it) before giving up on it."""
+
+CUT_MARKER = "[errand: {cut} bytes of output cut]"
+
+
+def rlimit_argv(limits: Limits, *, nproc: bool = True) -> list[str]:
+    """``prlimit`` (util-linux) prefix that applies ``limits`` to the command it runs.
+
+    Memory is capped with RLIMIT_DATA (private writable memory, what ``malloc`` uses)
+    rather than RLIMIT_AS, so runtimes that reserve large virtual ranges (Go, JVM, V8)
+    still start. RLIMIT_NPROC counts processes per user *namespace*: apply it inside the
+    sandbox's own user namespace so it is a per-sandbox count. The kernel never enforces
+    it for uid 0 of the initial namespace (see :mod:`errand.sandbox.cgroup`).
+    """
+    argv = [
+        "prlimit",
+        f"--data={limits.max_memory_bytes}:{limits.max_memory_bytes}",
+        f"--fsize={limits.max_file_bytes}:{limits.max_file_bytes}",
+        "--core=0:0",
+    ]
+    if nproc:
+        argv.append(f"--nproc={limits.max_processes}:{limits.max_processes}")
+    argv.append("--")
+    return argv
+
+
+@dataclass(slots=True)
+class _Capture:
+    """Head and tail of a byte stream, bounded to ``limit`` bytes in memory."""
+
+    limit: int
+    total: int = 0
+    head: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        half = self.limit - self.limit // 2
+        room = half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail += chunk
+        keep = self.limit // 2
+        if len(self.tail) > 2 * keep + CHUNK_BYTES:
+            del self.tail[: len(self.tail) - keep]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    def text(self) -> str:
+        if not self.truncated:
+            return bytes(self.head + self.tail).decode("utf-8", errors="replace")
+        keep = self.limit // 2
+        tail = bytes(self.tail[len(self.tail) - keep :]) if keep else b""
+        cut = self.total - len(self.head) - len(tail)
+        head_text = bytes(self.head).decode("utf-8", errors="replace")
+        tail_text = tail.decode("utf-8", errors="replace")
+        sep_before = "" if not head_text or head_text.endswith("\n") else "\n"
+        return f"{head_text}{sep_before}{CUT_MARKER.format(cut=cut)}\n{tail_text}"
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def exit_code_of(returncode: int) -> int:
+    """asyncio reports death by signal N as ``-N``; shells report ``128 + N``."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | str,
+    limits: Limits,
+    on_output: OutputSink | None = None,
+    stop: asyncio.Event | None = None,
+) -> ExecResult:
+    """Run ``argv`` in a new session and process group; see the module docstring.
+
+    ``env`` is the child's whole environment (nothing is inherited). ``stop``, when set
+    while the command runs, kills it (``killed_reason="sandbox closed"``); backends use it
+    to implement ``close()``.
+    """
+    started = time.monotonic()
+    # Our own pipe rather than asyncio's: Process.wait() would otherwise also wait for the
+    # pipe to close, which a leftover grandchild can hold open indefinitely.
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            env=dict(env),
+            cwd=str(cwd),
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    loop = asyncio.get_running_loop()
+    stream = asyncio.StreamReader(limit=CHUNK_BYTES, loop=loop)
+    try:
+        pipe_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream, loop=loop),
+            os.fdopen(read_fd, "rb", buffering=0),
+        )
+    except BaseException:
+        _kill_group(proc.pid)
+        raise
+    pgid = proc.pid  # start_new_session: the child leads its own session and group
+    capture = _Capture(max(0, limits.max_output_bytes))
+    hard_cap = max(1, limits.max_output_bytes) * OUTPUT_KILL_FACTOR
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    killed_reason: str | None = None
+    streamed = 0
+
+    def deliver(data: bytes, final: bool = False) -> None:
+        text = decoder.decode(data, final)
+        if text and on_output is not None:
+            on_output(text)
+
+    async def pump() -> None:
+        nonlocal killed_reason, streamed
+        while True:
+            chunk = await stream.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            capture.add(chunk)
+            if streamed >= hard_cap:
+                continue  # already killed; drain what is left in the pipe
+            if streamed + len(chunk) > hard_cap:
+                chunk = chunk[: hard_cap - streamed]
+                if killed_reason is None:
+                    killed_reason = "output cap"
+                _kill_group(pgid)
+            streamed += len(chunk)
+            deliver(chunk)
+        deliver(b"", final=True)
+
+    reader = asyncio.create_task(pump(), name=f"errand-output-{proc.pid}")
+    waiter = asyncio.create_task(proc.wait(), name=f"errand-wait-{proc.pid}")
+    stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+    timed_out = False
+    try:
+        watched: set[asyncio.Future[Any]] = {waiter, reader}
+        if stopper is not None:
+            watched.add(stopper)
+        deadline = started + limits.timeout_s
+        while not waiter.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                killed_reason = "timeout"
+                break
+            done, _ = await asyncio.wait(
+                watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stopper is not None and stopper in done:
+                killed_reason = killed_reason or "sandbox closed"
+                break
+            if reader in done:
+                watched.discard(reader)
+                reader.result()  # re-raise an exception from on_output
+        # Main process exited, or we are killing it: nothing in its group outlives it.
+        _kill_group(pgid)
+        returncode = await waiter
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
+        except TimeoutError:
+            log.warning("output pipe of pid %d still open after exit; abandoning it", pgid)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            deliver(b"", final=True)
+    except BaseException:
+        _kill_group(pgid)
+        for task in (reader, waiter, stopper):
+            if task is not None:
+                task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), DRAIN_GRACE_S)
+        raise
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+        if not reader.done():
+            reader.cancel()
+        pipe_transport.close()
+
+    exit_code = TIMEOUT_EXIT_CODE if timed_out else exit_code_of(returncode)
+    return ExecResult(
+        exit_code=exit_code,
+        output=capture.text(),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        timed_out=timed_out,
+        truncated=capture.truncated,
+        killed_reason=killed_reason,
+    )
+
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def sandbox_env(extra: Mapping[str, str], *, home: str, path: str | None = None) -> dict[str, str]:
+    """The whole environment of a sandboxed command: a fixed allowlist plus ``extra``.
+
+    Nothing comes from the server's environment except ``PATH`` (so the project's
+    toolchain is found; relative and empty entries are dropped). No ``OPENAI_*`` variable,
+    token or any other parent variable can reach the command.
+    """
+    if path is None:
+        path = os.environ.get("PATH", DEFAULT_PATH)
+    clean_path = ":".join(p for p in path.split(":") if p.startswith("/")) or DEFAULT_PATH
+    env = {
+        "PATH": clean_path,
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "TMPDIR": "/tmp",
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+    }
+    env.update(extra)
+    return env
+
+
+def object_alternates(root: Path, *, max_depth: int = 5) -> list[Path]:
+    """Object folders that the git repository in ``root`` borrows from, transitively.
+
+    A task copy's ``.git`` borrows objects from errand's mirror, which borrows from the
+    user's repository. Sandboxes bind these read-only so ``git`` works inside even when
+    they would otherwise be hidden (under ``/tmp``) or absent (in a container).
+    """
+    found: list[Path] = []
+    queue = [root / ".git" / "objects"]
+    for _ in range(max_depth):
+        next_queue: list[Path] = []
+        for objects in queue:
+            try:
+                lines = (objects / "info" / "alternates").read_text("utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in lines:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                alt = Path(line) if os.path.isabs(line) else objects / line
+                try:
+                    alt = alt.resolve(strict=True)
+                except OSError:
+                    continue
+                if alt.is_dir() and alt not in found:
+                    found.append(alt)
+                    next_queue.append(alt)
+        queue = next_queue
+    return found
