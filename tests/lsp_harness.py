@@ -7,6 +7,7 @@ to the files on disk, and `window/workDoneProgress/create` by accepting the toke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -92,10 +93,8 @@ class ErrandClient:
             if remaining <= 0:
                 raise AssertionError(f"timed out waiting for {what}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
-                pass
 
     def status_of(self, task_id: str) -> str | None:
         for change in reversed(self.task_changes):

@@ -91,9 +91,7 @@ async def test_delegate_stream_diff_apply(tmp_path: Path, replay: Any) -> None:
     (repo / "scratch.txt").write_text("untracked but visible\n")
     before = tree_fingerprint(repo)
     server = replay(FIX_SCENARIO)
-    client, lsp = await start_client(
-        folder=repo, env=server_env(tmp_path, server.url, "fix-add")
-    )
+    client, lsp = await start_client(folder=repo, env=server_env(tmp_path, server.url, "fix-add"))
     try:
         task_id = await delegate(client, "Fix add so the test passes")
         assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
@@ -181,9 +179,7 @@ async def test_uncommitted_changes_reach_the_copy(tmp_path: Path, replay: Any) -
     try:
         task_id = await delegate(client, "look around", mode="ask")
         assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
-        output = "".join(
-            e.get("text") or "" for e in client.task_logs if e["kind"] == "output"
-        )
+        output = "".join(e.get("text") or "" for e in client.task_logs if e["kind"] == "output")
         assert "unstaged edit\nstaged\nuntracked\n" in output
         assert "ignored.log" not in output
         diff = await client.command("errand.getDiff", {"taskId": task_id})
@@ -268,16 +264,12 @@ async def test_malformed_tool_arguments_get_a_tool_error(tmp_path: Path, replay:
             ],
         }
     )
-    client, lsp = await start_client(
-        folder=repo, env=server_env(tmp_path, server.url, "malformed")
-    )
+    client, lsp = await start_client(folder=repo, env=server_env(tmp_path, server.url, "malformed"))
     try:
         task_id = await delegate(client, "do something")
         assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
         tool_messages = [
-            m["content"]
-            for m in server.requests[-1]["messages"]
-            if m["role"] == "tool"
+            m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"
         ]
         assert tool_messages[0].startswith("error: bad arguments (not valid JSON)")
         assert "unknown tool 'no_such_tool'" in tool_messages[1]
@@ -299,9 +291,7 @@ def _sandboxed_pids(marker: str) -> list[int]:
     return pids
 
 
-async def test_cancel_kills_sandboxed_processes_and_frees_copy(
-    tmp_path: Path, replay: Any
-) -> None:
+async def test_cancel_kills_sandboxed_processes_and_frees_copy(tmp_path: Path, replay: Any) -> None:
     repo = make_repo(tmp_path / "repo", REPO)
     marker = f"errand-cancel-{os.getpid()}"
     server = replay(

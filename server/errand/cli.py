@@ -157,7 +157,8 @@ async def _run_task(settings: Settings, params: DelegateParams, folder: Path, qu
             raise
         diff, _, _ = await engine.get_diff(task_id, None)
         render_task(task, diff)
-        data = "" if settings.data_dir == Settings().data_dir else f" --data-dir {settings.data_dir}"
+        default_dir = settings.data_dir == Settings().data_dir
+        data = "" if default_dir else f" --data-dir {settings.data_dir}"
         print(f"\nerrand show {task_id}{data} · errand apply {task_id}{data}")
         return 0 if task.status == "completed" else 1
     finally:

@@ -263,7 +263,8 @@ class TaskEngine:
         number = attempt if attempt is not None else self._default_attempt(state)
         if not 1 <= number <= len(state.attempts):
             raise EngineError(
-                f"task {task_id} has {len(state.attempts)} attempt(s); attempt {number} does not exist"
+                f"task {task_id} has {len(state.attempts)} attempt(s); "
+                f"attempt {number} does not exist"
             )
         return state.attempts[number - 1]
 

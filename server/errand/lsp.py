@@ -91,7 +91,7 @@ class ErrandServer(LanguageServer):
     async def _begin_progress(self, token: str, summary: TaskSummary, message: str) -> None:
         try:
             await self.work_done_progress.create_async(token)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - progress is optional; the client may refuse
             log.info("client refused progress token %s: %s", token, exc)
             return
         self.work_done_progress.begin(

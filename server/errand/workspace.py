@@ -17,6 +17,7 @@ Every function here is blocking.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -152,9 +153,8 @@ def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
             "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.common_dir / "objects"),
         }
         try:
-            if not user_index.exists():
-                if head:
-                    gitops.run(["read-tree", head], cwd=repo.root, env=env)
+            if not user_index.exists() and head:
+                gitops.run(["read-tree", head], cwd=repo.root, env=env)
             gitops.run(["add", "--all", "--", "."], cwd=repo.root, env=env)
             tree = gitops.run(["write-tree"], cwd=repo.root, env=env)
         except gitops.GitError:
@@ -249,10 +249,8 @@ def _make_removable(path: Path) -> None:
     if not path.exists():
         return
     for entry in _walk_dirs(path):
-        try:
+        with contextlib.suppress(OSError):
             entry.chmod(entry.stat().st_mode | 0o700)
-        except OSError:
-            pass
 
 
 def _walk_dirs(path: Path) -> Iterator[Path]:
@@ -378,7 +376,5 @@ def read_blobs(mirror: Path, specs: list[tuple[str, str]]) -> list[bytes | None]
 def delete_refs(mirror: Path, refs: list[str]) -> None:
     env = {"GIT_DIR": str(mirror), **gitops.ISOLATED}
     for ref in refs:
-        try:
+        with contextlib.suppress(gitops.GitError):
             gitops.run(["update-ref", "-d", ref], env=env)
-        except gitops.GitError:
-            pass

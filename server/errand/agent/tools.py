@@ -120,7 +120,9 @@ class Toolbox:
         """Run one tool call. Bad calls produce an error text for the model, never
         an exception."""
         if call.name == SHELL.name:
-            shell_args = _decode(call.arguments, ShellArgs, '{"command": string, "timeout_ms"?: int}')
+            shell_args = _decode(
+                call.arguments, ShellArgs, '{"command": string, "timeout_ms"?: int}'
+            )
             if isinstance(shell_args, str):
                 return shell_args
             return await self._shell(shell_args)

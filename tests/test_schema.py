@@ -1,0 +1,82 @@
+"""The checked-in JSON Schema is what the structs generate; the wire is camelCase."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from errand import protocol
+from errand.schema import SCHEMA_PATH, render_schema
+
+
+def test_checked_in_schema_is_current() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
+        "server/errand/schema/protocol.schema.json is stale: run `errand schema --write`"
+    )
+
+
+def test_every_command_and_notification_is_in_the_schema() -> None:
+    schema = json.loads(render_schema())
+    assert set(schema["commands"]) == set(protocol.COMMANDS)
+    assert set(schema["notifications"]) == {
+        protocol.NOTIFY_TASK_CHANGED,
+        protocol.NOTIFY_TASK_LOG,
+    }
+    for ref in [*schema["notifications"].values()] + [
+        r for c in schema["commands"].values() for r in c.values()
+    ]:
+        assert ref.removeprefix("#/$defs/") in schema["$defs"]
+
+
+def test_wire_names_are_camel_case() -> None:
+    summary = protocol.TaskSummary(
+        task_id="t",
+        title="x",
+        mode="code",
+        status="queued",
+        created_at="a",
+        updated_at="b",
+        attempt_count=1,
+    )
+    wire = protocol.to_wire(summary)
+    for key in ("taskId", "createdAt", "updatedAt", "attemptCount", "diffStat"):
+        assert key in wire
+    log = protocol.to_wire(
+        protocol.TaskLog(
+            task_id="t", attempt=1, kind="commandFinished", exit_code=0, chunk_id="c1-1"
+        )
+    )
+    assert log["exitCode"] == 0 and log["chunkId"] == "c1-1"
+
+
+def test_fixed_shapes_keep_their_fields() -> None:
+    def fields(kind: type[msgspec.Struct]) -> set[str]:
+        return {f.encode_name for f in msgspec.structs.fields(kind)}
+
+    assert {
+        "taskId",
+        "title",
+        "mode",
+        "status",
+        "createdAt",
+        "updatedAt",
+        "attemptCount",
+        "diffStat",
+    } <= fields(protocol.TaskSummary)
+    assert {"prompt", "reason", "attempts"} <= fields(protocol.Task)
+    assert {
+        "attempt",
+        "status",
+        "report",
+        "diffStat",
+        "checks",
+        "citations",
+        "warnings",
+        "usage",
+    } <= fields(protocol.Attempt)
+    assert {"command", "exitCode", "passed", "durationMs", "chunkId"} <= fields(protocol.Check)
+    assert {"text", "kind", "resolved", "path", "chunkId", "startLine", "endLine"} <= fields(
+        protocol.Citation
+    )
+    assert {"inputTokens", "outputTokens", "cachedTokens"} <= fields(protocol.Usage)
