@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Install everything the VS Code client's build and its end-to-end test need, on a
+# fresh Debian 12 machine (run as root, or with sudo available for apt-get).
+#
+#   - Debian packages: chromium (the browser Playwright drives), ripgrep, and the
+#     headers code-server's native modules build against;
+#   - vscode-client/node_modules (npm ci);
+#   - code-server from the npm registry, into a tools folder outside the repository
+#     (ERRAND_TOOLS_DIR, default ~/.cache/errand/tools), so that it survives clones.
+#
+# Idempotent: each step is skipped when its result is already there.
+# Prints the path of the code-server binary on its last line.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CODE_SERVER_VERSION=${CODE_SERVER_VERSION:-4.100.3}
+TOOLS_DIR=${ERRAND_TOOLS_DIR:-$HOME/.cache/errand/tools}
+CODE_SERVER_PREFIX="$TOOLS_DIR/code-server-$CODE_SERVER_VERSION"
+CODE_SERVER_BIN="$CODE_SERVER_PREFIX/node_modules/.bin/code-server"
+APT_PACKAGES=(chromium ripgrep libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev
+  pkg-config build-essential python3 git)
+
+log() { printf '[setup-vscode] %s\n' "$*" >&2; }
+
+sudo_if_needed() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages -----------------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+command -v node >/dev/null || { log "node (20) is required"; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  log "node >= 20 is required, found $(node --version)"
+  exit 1
+fi
+
+# --- the ripgrep archive @vscode/ripgrep would download ------------------------------
+# @vscode/ripgrep's postinstall fetches ripgrep from GitHub, which cannot be reached.
+# It takes a cached archive instead when one is present; build it from Debian's rg.
+tmp_root=${TMPDIR:-/tmp}
+for rg_pkg_version in 1.15.11; do
+  cache_dir="$tmp_root/vscode-ripgrep-cache-$rg_pkg_version"
+  archive="$cache_dir/ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz"
+  if [ ! -s "$archive" ]; then
+    log "caching ripgrep archive at $archive"
+    mkdir -p "$cache_dir"
+    staging=$(mktemp -d)
+    cp "$(command -v rg)" "$staging/rg"
+    tar -C "$staging" -czf "$archive" rg
+    rm -rf "$staging"
+  fi
+done
+
+# --- the extension's own dependencies --------------------------------------------------
+if [ ! -d "$ROOT/vscode-client/node_modules" ] ||
+  [ "$ROOT/vscode-client/package-lock.json" -nt "$ROOT/vscode-client/node_modules/.package-lock.json" ]; then
+  log "npm ci in vscode-client"
+  (cd "$ROOT/vscode-client" && npm ci --no-audit --no-fund >&2)
+fi
+
+# --- code-server -----------------------------------------------------------------------
+if [ ! -x "$CODE_SERVER_BIN" ]; then
+  log "installing code-server@$CODE_SERVER_VERSION into $CODE_SERVER_PREFIX (builds native modules; takes minutes)"
+  mkdir -p "$CODE_SERVER_PREFIX"
+  (
+    cd "$CODE_SERVER_PREFIX"
+    [ -f package.json ] || printf '{"name":"errand-code-server","private":true}\n' > package.json
+    # npm 11 runs no dependency install scripts unless allowed; code-server's
+    # postinstall runs a nested `npm install` in lib/vscode whose native modules
+    # must build too, so allow them all for this one trusted install.
+    npm_config_yes=true npm_config_unsafe_perm=true npm_config_dangerously_allow_all_scripts=true \
+      npm install --no-audit --no-fund --no-save "code-server@$CODE_SERVER_VERSION" >&2
+  )
+fi
+"$CODE_SERVER_BIN" --version >&2
+echo "$CODE_SERVER_BIN"

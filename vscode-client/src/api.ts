@@ -1,0 +1,62 @@
+// Typed calls of errand's commands over workspace/executeCommand.
+import { ExecuteCommandRequest, type LanguageClient } from "vscode-languageclient/node";
+import type { CommandName, Commands } from "./protocol";
+
+export class ServerNotRunningError extends Error {
+  constructor() {
+    super("The errand server is not running. Run \u201cerrand: Restart Server\u201d or see Output \u203a errand.");
+  }
+}
+
+export class ErrandApi {
+  constructor(private readonly currentClient: () => LanguageClient | undefined) {}
+
+  get running(): boolean {
+    return this.currentClient()?.isRunning() ?? false;
+  }
+
+  async call<C extends CommandName>(command: C, params: Commands[C]["params"]): Promise<Commands[C]["result"]> {
+    const client = this.currentClient();
+    if (!client || !client.isRunning()) {
+      throw new ServerNotRunningError();
+    }
+    const result: unknown = await client.sendRequest(ExecuteCommandRequest.type, {
+      command,
+      arguments: [params],
+    });
+    return result as Commands[C]["result"];
+  }
+
+  delegate(params: Commands["errand.delegate"]["params"]) {
+    return this.call("errand.delegate", params);
+  }
+  listTasks() {
+    return this.call("errand.listTasks", {});
+  }
+  getTask(taskId: string) {
+    return this.call("errand.getTask", { taskId });
+  }
+  getDiff(taskId: string, attempt?: number) {
+    return this.call("errand.getDiff", attempt === undefined ? { taskId } : { taskId, attempt });
+  }
+  apply(params: Commands["errand.apply"]["params"]) {
+    return this.call("errand.apply", params);
+  }
+  cancel(taskId: string) {
+    return this.call("errand.cancel", { taskId });
+  }
+  discard(taskId: string) {
+    return this.call("errand.discard", { taskId });
+  }
+  followUp(taskId: string, prompt: string) {
+    return this.call("errand.followUp", { taskId, prompt });
+  }
+}
+
+/** A message a person can act on, from whatever a failed call threw. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) {
+    return error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,107 @@
+// Pure: the client's copy of the task list, kept current by errand/taskChanged.
+import type { Task, TaskSummary } from "./protocol";
+import { countTasks, type TaskCounts } from "./format";
+
+export type Listener = () => void;
+
+export class TaskStore {
+  private readonly tasks = new Map<string, TaskSummary>();
+  private readonly details = new Map<string, Task>();
+  private readonly listeners = new Set<Listener>();
+
+  /** Subscribe to changes; returns the unsubscribe function. */
+  onDidChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private fire(): void {
+    for (const listener of [...this.listeners]) {
+      listener();
+    }
+  }
+
+  /**
+   * Records a task's new state. An update older than the one held is ignored, so that
+   * a slow listTasks reply cannot undo a newer notification. Returns whether it changed.
+   */
+  upsert(task: TaskSummary): boolean {
+    const held = this.tasks.get(task.taskId);
+    if (held && Date.parse(held.updatedAt) > Date.parse(task.updatedAt)) {
+      return false;
+    }
+    if (held && JSON.stringify(held) === JSON.stringify(task)) {
+      return false;
+    }
+    this.tasks.set(task.taskId, task);
+    const detail = this.details.get(task.taskId);
+    if (detail && detail.updatedAt !== task.updatedAt) {
+      this.details.delete(task.taskId);
+    }
+    this.fire();
+    return true;
+  }
+
+  /** Replaces the whole list (after listTasks). */
+  replaceAll(tasks: readonly TaskSummary[]): void {
+    const incoming = new Map(tasks.map((t) => [t.taskId, t]));
+    for (const id of [...this.tasks.keys()]) {
+      if (!incoming.has(id)) {
+        this.tasks.delete(id);
+        this.details.delete(id);
+      }
+    }
+    for (const task of tasks) {
+      const held = this.tasks.get(task.taskId);
+      if (!held || Date.parse(held.updatedAt) <= Date.parse(task.updatedAt)) {
+        this.tasks.set(task.taskId, task);
+        const detail = this.details.get(task.taskId);
+        if (detail && detail.updatedAt !== task.updatedAt) {
+          this.details.delete(task.taskId);
+        }
+      }
+    }
+    this.fire();
+  }
+
+  remove(taskId: string): void {
+    const had = this.tasks.delete(taskId);
+    this.details.delete(taskId);
+    if (had) {
+      this.fire();
+    }
+  }
+
+  clear(): void {
+    this.tasks.clear();
+    this.details.clear();
+    this.fire();
+  }
+
+  get(taskId: string): TaskSummary | undefined {
+    return this.tasks.get(taskId);
+  }
+
+  /** Newest first. */
+  list(): TaskSummary[] {
+    return [...this.tasks.values()].sort(
+      (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.taskId.localeCompare(a.taskId),
+    );
+  }
+
+  counts(): TaskCounts {
+    return countTasks(this.tasks.values());
+  }
+
+  /** A cached getTask result, valid while the summary's updatedAt has not moved. */
+  detail(taskId: string): Task | undefined {
+    return this.details.get(taskId);
+  }
+
+  setDetail(task: Task): void {
+    this.details.set(task.taskId, task);
+    // getTask carries the summary fields too.
+    const { attempts: _attempts, prompt: _prompt, ...summary } = task;
+    this.upsert(summary);
+  }
+}

@@ -1,0 +1,41 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { initializationOptions, serverLaunch, type SettingReader } from "../../src/settings";
+
+const reader =
+  (values: Record<string, unknown>): SettingReader =>
+  (key) =>
+    values[key];
+
+test("server launch defaults to `errand serve`", () => {
+  assert.deepEqual(serverLaunch(reader({})), { command: "errand", args: ["serve"] });
+});
+
+test("server launch takes the command and args settings", () => {
+  assert.deepEqual(
+    serverLaunch(reader({ "server.command": " /opt/venv/bin/errand ", "server.args": ["serve", "--log-level", "debug"] })),
+    { command: "/opt/venv/bin/errand", args: ["serve", "--log-level", "debug"] },
+  );
+});
+
+test("bad server settings fall back to the defaults", () => {
+  assert.deepEqual(serverLaunch(reader({ "server.command": "", "server.args": ["serve", 3] })), {
+    command: "errand",
+    args: ["serve"],
+  });
+});
+
+test("initialization options carry model, api, sandbox and maxParallel", () => {
+  assert.deepEqual(
+    initializationOptions(reader({ model: "gpt-4.1-mini", api: "chat", sandbox: "bwrap", maxParallel: 6 })),
+    { model: "gpt-4.1-mini", api: "chat", sandbox: "bwrap", maxParallel: 6 },
+  );
+});
+
+test("empty or invalid settings are left to the server's defaults", () => {
+  assert.deepEqual(
+    initializationOptions(reader({ model: "  ", api: "", sandbox: "chroot", maxParallel: 0 })),
+    {},
+  );
+  assert.deepEqual(initializationOptions(reader({ maxParallel: 2.5 })), {});
+});

@@ -1,0 +1,42 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { TaskStore } from "../../src/taskStore";
+import type { TaskSummary } from "../../src/protocol";
+
+function summary(id: string, status: TaskSummary["status"], updatedAt: string, createdAt = "2025-01-01T10:00:00Z"): TaskSummary {
+  return { taskId: id, title: id, mode: "code", status, createdAt, updatedAt, attemptCount: 1 };
+}
+
+test("a newer notification wins over an older listTasks reply", () => {
+  const store = new TaskStore();
+  let changes = 0;
+  store.onDidChange(() => (changes += 1));
+  assert.equal(store.upsert(summary("a", "completed", "2025-01-01T10:05:00Z")), true);
+  store.replaceAll([summary("a", "running", "2025-01-01T10:01:00Z")]);
+  assert.equal(store.get("a")?.status, "completed");
+  assert.equal(store.upsert(summary("a", "running", "2025-01-01T10:02:00Z")), false);
+  assert.equal(store.upsert(summary("a", "completed", "2025-01-01T10:05:00Z")), false, "same state is no change");
+  assert.equal(changes, 2);
+});
+
+test("replaceAll drops tasks the server no longer has; list is newest first", () => {
+  const store = new TaskStore();
+  store.upsert(summary("old", "completed", "2025-01-01T10:00:00Z", "2025-01-01T09:00:00Z"));
+  store.replaceAll([
+    summary("x", "running", "2025-01-01T10:00:00Z", "2025-01-01T09:00:00Z"),
+    summary("y", "queued", "2025-01-01T10:00:00Z", "2025-01-01T09:30:00Z"),
+  ]);
+  assert.deepEqual(store.list().map((t) => t.taskId), ["y", "x"]);
+  assert.deepEqual(store.counts(), { running: 1, queued: 1, ready: 0, failed: 0 });
+});
+
+test("task details are cached until the task changes", () => {
+  const store = new TaskStore();
+  store.setDetail({ ...summary("a", "running", "2025-01-01T10:01:00Z"), prompt: "p", attempts: [] });
+  assert.equal(store.get("a")?.status, "running");
+  assert.ok(store.detail("a"));
+  store.upsert(summary("a", "completed", "2025-01-01T10:02:00Z"));
+  assert.equal(store.detail("a"), undefined);
+  store.remove("a");
+  assert.equal(store.get("a"), undefined);
+});
