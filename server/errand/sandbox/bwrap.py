@@ -34,11 +34,11 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
+from errand.sandbox import cgroup
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import object_alternates, rlimit_argv, run_process, sandbox_env
+from errand.sandbox.process import CommandRunner, object_alternates, rlimit_argv, sandbox_env
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +232,15 @@ class BwrapSandbox:
     def __init__(self, spec: SandboxSpec, bwrap: str) -> None:
         self.spec = spec
         self._bwrap = bwrap
-        self._stop = asyncio.Event()
-        self._running = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._runner = CommandRunner()
+        self.warnings: tuple[str, ...] = ()
+        if os.getuid() == 0 and cgroup.detect() is None:
+            self.warnings = (
+                "the process cap is not enforced: the server runs as root, where the kernel "
+                "ignores RLIMIT_NPROC, and no cgroup could be created",
+            )
 
-    def argv(self, command: str, limits: Limits | None = None) -> Sequence[str]:
+    def argv(self, command: str, limits: Limits | None = None) -> list[str]:
         return bwrap_argv(self.spec, command, bwrap=self._bwrap, limits=limits)
 
     async def run(
@@ -247,30 +250,19 @@ class BwrapSandbox:
         timeout_s: float | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult:
-        if self._stop.is_set():
-            raise RuntimeError("sandbox is closed")
         limits = self.spec.limits
         if timeout_s is not None:
             limits = dataclasses.replace(limits, timeout_s=timeout_s)
-        self._running += 1
-        self._idle.clear()
-        try:
-            return await run_process(
-                self.argv(command, limits),
-                env=sandbox_env(self.spec.env, home=HOME),
-                cwd=self.spec.root,
-                limits=limits,
-                on_output=on_output,
-                stop=self._stop,
-            )
-        finally:
-            self._running -= 1
-            if self._running == 0:
-                self._idle.set()
+        return await self._runner.execute(
+            self.argv(command, limits),
+            env=sandbox_env(self.spec.env, home=HOME),
+            cwd=self.spec.root,
+            limits=limits,
+            on_output=on_output,
+        )
 
     async def close(self) -> None:
-        self._stop.set()
-        await self._idle.wait()
+        await self._runner.close()
 
 
 async def open(spec: SandboxSpec, *, bwrap: str | None = None) -> BwrapSandbox:

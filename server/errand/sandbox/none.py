@@ -6,20 +6,20 @@ server's secrets are not handed over), the wall-time cap with process-group kill
 output, and RLIMIT_DATA/FSIZE/NPROC through ``prlimit``. The engine shows an
 "unsandboxed" warning on every task that uses it.
 
-Known gaps compared with the sandboxes: a process that calls ``setsid`` leaves the
-process group and survives the kill; RLIMIT_NPROC counts every process of the user (it
-is set to the current count plus ``max_processes``) and does nothing for root.
+When the server may create cgroups (root), each command also gets a cgroup capping its
+processes and memory and killing everything it started. Otherwise: a process that calls
+``setsid`` leaves the process group and survives the kill, and RLIMIT_NPROC counts every
+process of the user (it is set to the current count plus ``max_processes``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import shutil
 
 from errand.sandbox.base import ExecResult, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import rlimit_argv, run_process, sandbox_env
+from errand.sandbox.process import CommandRunner, rlimit_argv, sandbox_env
 
 WARNING = "unsandboxed: ERRAND_SANDBOX=none runs the agent's commands directly on this machine"
 
@@ -42,21 +42,18 @@ def _user_task_count(uid: int) -> int:
 
 class NoneSandbox:
     name = "none"
-    warning = WARNING
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
-        self._stop = asyncio.Event()
-        self._running = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.warnings: tuple[str, ...] = (WARNING,)
+        self._runner = CommandRunner()
         self._home = os.environ.get("HOME") or str(spec.root)
 
-    def argv(self, command: str, limits_nproc: int | None) -> list[str]:
+    def argv(self, command: str, nproc: int | None) -> list[str]:
         limits = self.spec.limits
-        if limits_nproc is not None:
-            limits = dataclasses.replace(limits, max_processes=limits_nproc)
-        return [*rlimit_argv(limits, nproc=limits_nproc is not None), "bash", "-c", command]
+        if nproc is not None:
+            limits = dataclasses.replace(limits, max_processes=nproc)
+        return [*rlimit_argv(limits, nproc=nproc is not None), "bash", "-c", command]
 
     async def run(
         self,
@@ -65,32 +62,21 @@ class NoneSandbox:
         timeout_s: float | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult:
-        if self._stop.is_set():
-            raise RuntimeError("sandbox is closed")
         limits = self.spec.limits
         if timeout_s is not None:
             limits = dataclasses.replace(limits, timeout_s=timeout_s)
         uid = os.getuid()
         nproc = None if uid == 0 else _user_task_count(uid) + limits.max_processes
-        self._running += 1
-        self._idle.clear()
-        try:
-            return await run_process(
-                self.argv(command, nproc),
-                env=sandbox_env(self.spec.env, home=self._home),
-                cwd=self.spec.root,
-                limits=limits,
-                on_output=on_output,
-                stop=self._stop,
-            )
-        finally:
-            self._running -= 1
-            if self._running == 0:
-                self._idle.set()
+        return await self._runner.execute(
+            self.argv(command, nproc),
+            env=sandbox_env(self.spec.env, home=self._home),
+            cwd=self.spec.root,
+            limits=limits,
+            on_output=on_output,
+        )
 
     async def close(self) -> None:
-        self._stop.set()
-        await self._idle.wait()
+        await self._runner.close()
 
 
 async def open(spec: SandboxSpec) -> NoneSandbox:

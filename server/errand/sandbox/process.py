@@ -26,16 +26,18 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from errand.sandbox.base import ExecResult, Limits, OutputSink
+from errand.sandbox.cgroup import CommandCgroup
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +133,14 @@ async def run_process(
     limits: Limits,
     on_output: OutputSink | None = None,
     stop: asyncio.Event | None = None,
+    on_kill: Callable[[], None] | None = None,
 ) -> ExecResult:
     """Run ``argv`` in a new session and process group; see the module docstring.
 
     ``env`` is the child's whole environment (nothing is inherited). ``stop``, when set
     while the command runs, kills it (``killed_reason="sandbox closed"``); backends use it
-    to implement ``close()``.
+    to implement ``close()``. ``on_kill`` is called whenever the group is killed, to
+    kill what a backend tracks beyond the process group (a cgroup, a container).
     """
     started = time.monotonic()
     # Our own pipe rather than asyncio's: Process.wait() would otherwise also wait for the
@@ -168,6 +172,12 @@ async def run_process(
         _kill_group(proc.pid)
         raise
     pgid = proc.pid  # start_new_session: the child leads its own session and group
+
+    def kill() -> None:
+        _kill_group(pgid)
+        if on_kill is not None:
+            on_kill()
+
     capture = _Capture(max(0, limits.max_output_bytes))
     hard_cap = max(1, limits.max_output_bytes) * OUTPUT_KILL_FACTOR
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -192,7 +202,7 @@ async def run_process(
                 chunk = chunk[: hard_cap - streamed]
                 if killed_reason is None:
                     killed_reason = "output cap"
-                _kill_group(pgid)
+                kill()
             streamed += len(chunk)
             deliver(chunk)
         deliver(b"", final=True)
@@ -222,7 +232,7 @@ async def run_process(
                 watched.discard(reader)
                 reader.result()  # re-raise an exception from on_output
         # Main process exited, or we are killing it: nothing in its group outlives it.
-        _kill_group(pgid)
+        kill()
         returncode = await waiter
         try:
             await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
@@ -233,7 +243,7 @@ async def run_process(
                 await reader
             deliver(b"", final=True)
     except BaseException:
-        _kill_group(pgid)
+        kill()
         for task in (reader, waiter, stopper):
             if task is not None:
                 task.cancel()
@@ -315,3 +325,56 @@ def object_alternates(root: Path, *, max_depth: int = 5) -> list[Path]:
                     next_queue.append(alt)
         queue = next_queue
     return found
+
+
+class CommandRunner:
+    """What the host-process backends share: running-command bookkeeping for ``close()``,
+    per-command cgroups when available, and the memory-cap verdict."""
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    async def execute(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        limits: Limits,
+        on_output: OutputSink | None,
+    ) -> ExecResult:
+        if self._stop.is_set():
+            raise RuntimeError("sandbox is closed")
+        self._running += 1
+        self._idle.clear()
+        group = CommandCgroup.create(limits)
+        try:
+            result = await run_process(
+                group.wrap(argv) if group is not None else argv,
+                env=env,
+                cwd=cwd,
+                limits=limits,
+                on_output=on_output,
+                stop=self._stop,
+                on_kill=group.kill if group is not None else None,
+            )
+            if group is not None and result.killed_reason is None and group.oom_killed():
+                result = dataclasses.replace(result, killed_reason="memory cap")
+            return result
+        finally:
+            if group is not None:
+                await asyncio.shield(group.release())
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    async def close(self) -> None:
+        self._stop.set()
+        await self._idle.wait()
