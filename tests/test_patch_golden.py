@@ -361,7 +361,7 @@ def test_parse_patch_shapes() -> None:
     assert isinstance(add, AddFile) and add.content == "x\n"
     assert isinstance(upd, UpdateFile) and upd.move_to == "d.py"
     (chunk,) = upd.chunks
-    assert chunk.anchors == ("class C:", "def f(self):")
+    assert chunk.anchors == ("class C:", "    def f(self):")
     assert chunk.old == ["        return 1"] and chunk.new == ["        return 2"]
     assert chunk.at_eof
 

@@ -241,8 +241,11 @@ def _anchor(line: str) -> str | None:
     unified = _UNIFIED_AT.fullmatch(rest.strip())
     if unified:
         rest = unified[1]
-    text = rest.strip()
-    return text or None
+    text = rest.removeprefix(" ").rstrip()  # keep indentation: it's part of the line
+    return text if text.strip() else None
+
+
+_KINDS: dict[str, Literal[" ", "-", "+"]] = {" ": " ", "-": "-", "+": "+"}
 
 
 def _is_header(line: str) -> bool:
@@ -316,57 +319,53 @@ class _Parser:
 
     def _update(self, path: str, lineno: int) -> UpdateFile:
         move_to: str | None = None
-        if self.i < self.end:
-            mv = _MOVE.fullmatch(self.lines[self.i].rstrip())
-            if mv:
-                move_to = _check_path(mv[1], self.i + 1)
-                self.i += 1
-                if move_to == path:
-                    move_to = None
+        if self.i < self.end and (mv := _MOVE.fullmatch(self.lines[self.i].rstrip())):
+            move_to = _check_path(mv[1], self.i + 1)
+            self.i += 1
+            if move_to == path:
+                move_to = None
         chunks: list[Chunk] = []
         anchors: list[str] = []
         body: list[PatchLine] = []
-        opened = False  # an '@@' line started the current chunk
-        start = self.i + 1
+        start: int | None = None  # patch line where the current chunk began; None: not begun
         after_eof = False
 
-        def close(at_eof: bool, at_line: int) -> None:
-            nonlocal anchors, body, opened, start
-            while body and body[-1].bare:
+        def trim() -> None:
+            while body and body[-1].bare:  # blank lines before the next @@ or hunk
                 body.pop()
-            if body:
+
+        def close(at_eof: bool) -> None:
+            nonlocal anchors, body, start
+            trim()
+            if body and start is not None:
                 chunks.append(Chunk(tuple(anchors), tuple(body), at_eof, start))
             elif anchors:
                 raise PatchError(
                     f"line {start}: '@@ {anchors[-1]}' in '*** Update File: {path}' is not "
                     "followed by any ' ', '-' or '+' lines."
                 )
-            anchors, body, opened, start = [], [], False, at_line
+            anchors, body, start = [], [], None
 
         while self.i < self.end and not _is_header(self.lines[self.i]):
             raw = self.lines[self.i]
             n = self.i + 1
             self.i += 1
+            kind = _KINDS.get(raw[:1])
             if raw.startswith("@@"):
-                while body and body[-1].bare:
-                    body.pop()
+                trim()
                 if body:
-                    close(False, n)
-                if not opened and not anchors:
-                    start = n
-                opened = True
+                    close(False)
+                start = n if start is None else start
                 after_eof = False
-                a = _anchor(raw)
-                if a is not None:
+                if (a := _anchor(raw)) is not None:
                     anchors.append(a)
             elif raw.rstrip() == END_OF_FILE:
-                while body and body[-1].bare:
-                    body.pop()
+                trim()
                 if not body:
                     raise PatchError(
                         f"line {n}: '{END_OF_FILE}' must end a chunk of ' ', '-' or '+' lines."
                     )
-                close(True, n + 1)
+                close(True)
                 after_eof = True
             elif _MOVE.fullmatch(raw.rstrip()):
                 raise PatchError(
@@ -379,16 +378,10 @@ class _Parser:
                         f"found {_q(raw)}."
                     )
             elif raw == "":
-                if body or anchors or opened:
+                if start is not None:  # an empty context line whose leading space was lost
                     body.append(PatchLine(" ", "", bare=True))
-                else:
-                    start = n + 1
-            elif raw[0] in " +-":
-                if not body and not anchors and not opened:
-                    start = n
-                kind: Literal[" ", "-", "+"] = (
-                    " " if raw[0] == " " else "+" if raw[0] == "+" else "-"
-                )
+            elif kind is not None:
+                start = n if start is None else start
                 body.append(PatchLine(kind, raw[1:]))
             else:
                 raise PatchError(
@@ -396,7 +389,7 @@ class _Parser:
                     "(context), '-' (remove), '+' (add) or '@@', found "
                     f"{_q(raw)}. Context lines need a leading space."
                 )
-        close(False, self.i + 1)
+        close(False)
         if not chunks and move_to is None:
             raise PatchError(
                 f"line {lineno}: '*** Update File: {path}' has no changes; give chunks of "
