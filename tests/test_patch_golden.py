@@ -78,6 +78,7 @@ def test_golden(name: str, tmp_path: Path) -> None:
             apply_patch(patch, root)
         assert want in str(info.value)
         assert "No files were changed." in str(info.value)
+        assert not info.value.partial
         assert snapshot(root) == before
         return
     result = apply_patch(patch, root)
@@ -238,6 +239,14 @@ def test_existing_git_dir_and_gitfile_are_refused(world: tuple[Path, Path]) -> N
         _patch("*** Update File: inside.txt", "*** Move to: .git/inside.txt"),
     ):
         _refused(patch, root, outside, "inside .git")
+
+
+def test_unusual_but_legal_names_are_accepted(tmp_path: Path) -> None:
+    names = ["a:b.txt", "~notes", "C:x", "-dash.txt", "+plus", "sp ace.txt", "été/日記.txt"]
+    patch = _patch(*[line for n in names for line in (f"*** Add File: {n}", "+x")])
+    result = apply_patch(patch, tmp_path)
+    assert [f.path for f in result.files] == names
+    assert all((tmp_path / n).read_text() == "x\n" for n in names)
 
 
 def test_delete_leaves_directories(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ Rules this module adds to the grammar:
 * A chunk with only ``+`` lines goes right after its last anchor, at the end of the file with
   ``*** End of File``, or into an empty file; anywhere else it is refused (never appended).
 * Context lines keep the file's own text (so whitespace-tolerant matches don't rewrite
-  them); added lines take the file's dominant line ending (CRLF if most lines end in CRLF).
+  them); added lines take the file's dominant line ending (CRLF if most lines end in CRLF,
+  LF when the file has no line break to go by).
 * Final newline rule: a file keeps its final-newline status. A file that ended without a
   newline still ends without one, so lines appended after its last line leave the new last
   line unterminated, and adding an empty last line is how a patch gives it a final newline.
@@ -38,7 +39,11 @@ Rules this module adds to the grammar:
 * Files must be UTF-8. A leading BOM belongs to the file: patch lines may quote it or not,
   it is kept (never doubled) and only goes when the file becomes empty. Renames and
   deletions work on any file, text or not.
-* Updated and moved files keep their permission bits (executable bit included).
+* Updated and moved files keep their permission bits (executable bit included). Existing
+  files are replaced by rename, so a hard link shared with another tree is never written
+  through. A symlink inside the root is followed, and its target is edited and reported.
+* Inside hunk bodies, ``***`` markers must start at column 0: a line starting with a space
+  is always context, whatever it contains.
 * Tolerated sloppiness: whitespace around ``*** Begin Patch``/``*** End Patch`` and blank lines
   around the patch, a Markdown code fence or an ``apply_patch <<'EOF'`` heredoc around it,
   CRLF patch text, trailing whitespace on marker lines, blank lines between hunks, a
@@ -85,7 +90,15 @@ NOTHING_CHANGED = "No files were changed."
 
 
 class PatchError(Exception):
-    """A patch that can't be applied. ``str(exc)`` is a message meant for the model."""
+    """A patch that can't be applied. ``str(exc)`` is a message meant for the model.
+
+    Nothing was changed, except when ``partial`` is True: a write failed and rolling it back
+    failed too, so the files the message names may be half-changed.
+    """
+
+    def __init__(self, message: str, *, partial: bool = False) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 # --- parsed form ----------------------------------------------------------------------
@@ -215,7 +228,7 @@ def _check_path(raw: str, lineno: int) -> str:
             f"{where}: {_q(path)} contains a backslash; write paths with '/' relative to the "
             "workspace root."
         )
-    if path.startswith("/") or re.match(r"[A-Za-z]:", path) or path.startswith("~"):
+    if path.startswith(("/", "~/")) or path == "~" or re.match(r"[A-Za-z]:(/|$)", path):
         raise PatchError(
             f"{where}: {_q(path)} is an absolute path; paths must be relative to the workspace "
             "root (e.g. 'src/app.py')."
@@ -973,7 +986,8 @@ def _execute(entries: list[_Entry]) -> None:
         if broken:
             raise PatchError(
                 f"{msg} Rolling back also failed for: {', '.join(broken)}; those files may be "
-                "in a partial state. Check them before continuing."
+                "in a partial state. Check them before continuing.",
+                partial=True,
             ) from ex
         raise PatchError(
             f"{msg} Everything already written was rolled back. {NOTHING_CHANGED}"
