@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from errand.protocol import InitOptions
+from errand.protocol import InitOptions, Usage
 
 APIS = ("responses", "chat")
 SANDBOXES = ("bwrap", "docker", "none")
@@ -23,6 +23,31 @@ SANDBOXES = ("bwrap", "docker", "none")
 def default_data_dir() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "errand"
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per million tokens; cost is shown only when input and output are set."""
+
+    input: float | None = None
+    cached_input: float | None = None
+    output: float | None = None
+
+    def usage(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Usage:
+        cost = None
+        if self.input is not None and self.output is not None:
+            cached_rate = self.cached_input if self.cached_input is not None else self.input
+            cost = (
+                (input_tokens - cached_tokens) * self.input
+                + cached_tokens * cached_rate
+                + output_tokens * self.output
+            ) / 1_000_000
+        return Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            cost_usd=cost,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +60,9 @@ class Settings:
     max_steps: int = 50
     max_wall_seconds: int = 1800
     max_tokens: int = 2_000_000
+    context_tokens: int = 200_000
     command_timeout_seconds: int = 300
+    prices: Prices = field(default_factory=Prices)
     base_url: str | None = None
     api_key: str | None = None
     docker_image: str = "python:3.11-slim"
@@ -55,10 +82,22 @@ class Settings:
             ("max_steps", "ERRAND_MAX_STEPS"),
             ("max_wall_seconds", "ERRAND_MAX_WALL_SECONDS"),
             ("max_tokens", "ERRAND_MAX_TOKENS"),
+            ("context_tokens", "ERRAND_CONTEXT_TOKENS"),
             ("command_timeout_seconds", "ERRAND_COMMAND_TIMEOUT_SECONDS"),
         ):
             if env.get(name):
                 raw[key] = env[name]
+        prices = {
+            key: env[name]
+            for key, name in (
+                ("input", "ERRAND_PRICE_INPUT"),
+                ("cached_input", "ERRAND_PRICE_CACHED_INPUT"),
+                ("output", "ERRAND_PRICE_OUTPUT"),
+            )
+            if env.get(name)
+        }
+        if prices:
+            raw["prices"] = prices
         return cls().with_values(raw, source="environment")
 
     def with_init_options(self, options: object) -> tuple[Settings, list[str]]:
@@ -75,7 +114,11 @@ class Settings:
             "max_parallel": parsed.max_parallel,
             "max_steps": parsed.max_steps,
             "max_wall_seconds": parsed.max_wall_seconds,
+            "max_tokens": parsed.max_tokens,
+            "context_tokens": parsed.context_tokens,
+            "command_timeout_seconds": parsed.command_timeout_seconds,
             "data_dir": parsed.data_dir,
+            "prices": msgspec.to_builtins(parsed.prices) if parsed.prices else None,
         }
         return self.with_values(
             {k: v for k, v in values.items() if v is not None}, source="initializationOptions"
@@ -99,6 +142,7 @@ _POSITIVE_INTS = {
     "max_steps": (1, 10_000),
     "max_wall_seconds": (1, 7 * 24 * 3600),
     "max_tokens": (1, 1 << 40),
+    "context_tokens": (1000, 1 << 30),
     "command_timeout_seconds": (1, 24 * 3600),
 }
 
@@ -123,8 +167,21 @@ def _validate(key: str, value: Any) -> Any:
         if not low <= number <= high:
             raise ValueError(f"{key} must be between {low} and {high}, not {number}")
         return number
+    if key == "prices":
+        try:
+            values = {k: None if v is None else float(v) for k, v in dict(value).items()}
+            prices = Prices(**{_snake(k): v for k, v in values.items()})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"prices must be numbers (USD per million tokens): {exc}") from None
+        if any(v is not None and v < 0 for v in (prices.input, prices.cached_input, prices.output)):
+            raise ValueError("prices can't be negative")
+        return prices
     if key in ("model", "docker_image"):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{key} must be a non-empty string")
         return value.strip()
     raise ValueError(f"unknown setting {key!r}")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

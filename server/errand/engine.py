@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ import msgspec
 
 from errand import workspace
 from errand.agent import checks as check_rules
+from errand.agent.citations import resolve_citations
+from errand.agent.claims import claim_warnings
+from errand.agent.instructions import AgentsDoc, load_agents_md, user_instructions
 from errand.agent.loop import AgentLimits, AgentProgress, LimitsExceeded, NoAnswer, run_agent
 from errand.agent.prompts import system_prompt
 from errand.agent.tools import CommandRecord, Toolbox
@@ -41,8 +46,8 @@ from errand.protocol import (
     Task,
     TaskLog,
     TaskSummary,
-    Usage,
 )
+from errand.repo_config import RepoConfig, RepoConfigError, SetupConfig, load_repo_config
 from errand.sandbox import Limits, Sandbox, SandboxSpec, SandboxUnavailable, open_sandbox
 from errand.store import ChunkRow, CopyRow, SnapshotRow, Store
 
@@ -105,6 +110,8 @@ class AttemptState:
     runner: asyncio.Task[None] | None = None
     sandbox: Sandbox | None = None
     commands: list[CommandRecord] = field(default_factory=list)
+    check_extra: list[str] = field(default_factory=list)
+    setup_outputs: dict[str, str] = field(default_factory=dict)
 
     def next_chunk_id(self) -> str:
         self.chunk_seq += 1
@@ -347,6 +354,21 @@ class TaskEngine:
             )
         if not attempt.conversation:
             attempt.conversation = await self.load_conversation(task_id, attempt.info.attempt)
+            rows = await self.chunks(task_id, attempt.info.attempt)
+            attempt.commands = [
+                CommandRecord(
+                    r.chunk_id,
+                    r.command,
+                    r.exit_code,
+                    r.duration_ms,
+                    r.output,
+                    r.timed_out,
+                    r.started_at,
+                )
+                for r in rows
+            ]
+        if not attempt.conversation:
+            raise EngineError(f"task {task_id} has no recorded conversation to continue")
         attempt.conversation.append(UserMsg(prompt))
         attempt.info.status = "queued"
         attempt.info.report = None
@@ -431,6 +453,22 @@ class TaskEngine:
                     attempt.copy = await self._in_thread(self._copies.create, state.snapshot, dest)
                     info.workspace_kind = attempt.copy.kind
                     await self._persist_attempt(state, attempt)
+                fresh = not attempt.conversation
+                config, instructions = await self._in_thread(
+                    _repository_rules, attempt.copy.path, state.snapshot.subdir
+                )
+                attempt.check_extra = [*instructions.check_commands, *config.checks.commands]
+                if fresh:
+                    info.warnings = []
+                    if config.setup.script:
+                        await self._run_setup(state, attempt, config.setup)
+                    prompt = state.task.prompt
+                    if instructions.text:
+                        prompt = f"{prompt}\n\n{user_instructions(instructions)}"
+                    attempt.conversation = [
+                        SystemMsg(system_prompt(state.task.mode)),
+                        UserMsg(prompt),
+                    ]
                 attempt.sandbox = await open_sandbox(
                     self.settings.sandbox,
                     SandboxSpec(
@@ -441,10 +479,9 @@ class TaskEngine:
                     ),
                 )
                 info.sandbox = attempt.sandbox.name
-                if attempt.sandbox.name == "none":
-                    info.warnings.append(
-                        "unsandboxed: commands ran directly on this machine (sandbox 'none')"
-                    )
+                unsandboxed = "unsandboxed: commands ran directly on this machine (sandbox 'none')"
+                if attempt.sandbox.name == "none" and unsandboxed not in info.warnings:
+                    info.warnings.append(unsandboxed)
                 await self._set_attempt(state, attempt, "running")
                 report = await self._agent(state, attempt)
                 info.report = report
@@ -465,7 +502,7 @@ class TaskEngine:
             reason = str(exc)
         except ModelError as exc:
             reason = str(exc)
-        except EngineError as exc:
+        except (EngineError, RepoConfigError) as exc:
             reason = str(exc)
         except Exception as exc:
             log.exception("attempt %s/%s crashed", task_id, info.attempt)
@@ -484,11 +521,6 @@ class TaskEngine:
             next_chunk_id=attempt.next_chunk_id,
             max_timeout_s=float(self.settings.command_timeout_seconds),
         )
-        if not attempt.conversation:
-            attempt.conversation = [
-                SystemMsg(system_prompt(state.task.mode)),
-                UserMsg(state.task.prompt),
-            ]
         progress = AgentProgress(
             steps=info.steps,
             input_tokens=info.usage.input_tokens,
@@ -499,6 +531,7 @@ class TaskEngine:
             max_steps=self.settings.max_steps,
             max_wall_s=float(self.settings.max_wall_seconds),
             max_tokens=self.settings.max_tokens,
+            context_chars=self.settings.context_tokens * 3,
         )
 
         def on_text(text: str) -> None:
@@ -506,10 +539,8 @@ class TaskEngine:
 
         def on_step(p: AgentProgress) -> None:
             info.steps = p.steps
-            info.usage = Usage(
-                input_tokens=p.input_tokens,
-                output_tokens=p.output_tokens,
-                cached_tokens=p.cached_tokens,
+            info.usage = self.settings.prices.usage(
+                p.input_tokens, p.output_tokens, p.cached_tokens
             )
             self._touch(state)
 
@@ -526,6 +557,74 @@ class TaskEngine:
                 )
         finally:
             await model.close()
+
+    async def _run_setup(self, state: TaskState, attempt: AttemptState, setup: SetupConfig) -> None:
+        """Run the repository's setup script in the copy, with network and secrets if
+        the config allows them. The agent's sandbox, opened after, has neither."""
+        assert attempt.copy is not None and setup.script is not None
+        secrets = {name: os.environ[name] for name in setup.secrets if name in os.environ}
+        for name in setup.secrets:
+            if name not in secrets:
+                attempt.info.warnings.append(f"setup secret {name} is not set on this machine")
+        sandbox = await open_sandbox(
+            self.settings.sandbox,
+            SandboxSpec(
+                root=attempt.copy.path,
+                writable=True,
+                network=setup.network,
+                env={**SANDBOX_ENV, **secrets},
+                limits=Limits(timeout_s=float(setup.timeout_seconds)),
+            ),
+        )
+        recorder = _Recorder(self, state, attempt, setup=True)
+        chunk_id = attempt.next_chunk_id()
+        command = setup.script
+        try:
+            recorder.command_started(chunk_id, command)
+            started = time.time()
+            result = await sandbox.run(
+                command,
+                timeout_s=float(setup.timeout_seconds),
+                on_output=lambda text: recorder.command_output(chunk_id, text),
+            )
+        finally:
+            await sandbox.close()
+        recorder.command_finished(
+            CommandRecord(
+                chunk_id=chunk_id,
+                command=command,
+                exit_code=result.exit_code,
+                duration_ms=result.duration_ms,
+                output=result.output,
+                timed_out=result.timed_out,
+                started_at=started,
+            )
+        )
+        if result.exit_code != 0:
+            raise EngineError(
+                f"setup script failed with exit code {result.exit_code} (log: {chunk_id})"
+            )
+
+    def _report_warnings(self, state: TaskState, attempt: AttemptState) -> list[str]:
+        info = attempt.info
+        if info.report is None or attempt.copy is None or state.snapshot is None:
+            return []
+        outputs = {c.chunk_id: c.output for c in attempt.commands}
+        outputs.update(attempt.setup_outputs)
+        info.citations = resolve_citations(
+            info.report,
+            copy_root=attempt.copy.path,
+            repo_root=state.snapshot.repo_root,
+            chunks=outputs,
+        )
+        warnings: list[str] = []
+        unresolved = [c.text for c in info.citations if not c.resolved]
+        if unresolved:
+            warnings.append(
+                f"{len(unresolved)} citation(s) did not resolve: {', '.join(unresolved)}"
+            )
+        warnings.extend(claim_warnings(info.report, info.checks))
+        return warnings
 
     async def _finish_attempt(
         self, state: TaskState, attempt: AttemptState, status: Status, reason: str | None
@@ -548,7 +647,15 @@ class TaskEngine:
                 log.exception("recording the result failed")
                 status = "failed"
                 reason = f"could not record the diff: {exc}"
-        info.checks = _checks(attempt.commands)
+        info.checks = _checks(attempt.commands, attempt.check_extra)
+        if status == "completed":
+            try:
+                report_warnings = await self._in_thread(self._report_warnings, state, attempt)
+            except Exception:
+                log.exception("checking the report failed")
+                report_warnings = ["the report's citations could not be checked"]
+            info.warnings = [w for w in info.warnings if w not in report_warnings]
+            info.warnings.extend(report_warnings)
         info.status = status
         info.reason = reason
         info.finished_at = now_iso()
@@ -670,10 +777,13 @@ class TaskEngine:
         )
 
     def record_command(
-        self, state: TaskState, attempt: AttemptState, record: CommandRecord
+        self, state: TaskState, attempt: AttemptState, record: CommandRecord, *, setup: bool = False
     ) -> None:
-        attempt.commands.append(record)
-        attempt.info.checks = _checks(attempt.commands)
+        if setup:
+            attempt.setup_outputs[record.chunk_id] = record.output
+        else:
+            attempt.commands.append(record)
+            attempt.info.checks = _checks(attempt.commands, attempt.check_extra)
         self._db_submit(
             self._require_store().save_chunk,
             state.task.task_id,
@@ -723,10 +833,13 @@ class TaskEngine:
 class _Recorder:
     """Feeds the toolbox's command events into the engine's log and store."""
 
-    def __init__(self, engine: TaskEngine, state: TaskState, attempt: AttemptState) -> None:
+    def __init__(
+        self, engine: TaskEngine, state: TaskState, attempt: AttemptState, *, setup: bool = False
+    ) -> None:
         self._engine = engine
         self._state = state
         self._attempt = attempt
+        self._setup = setup
 
     def command_started(self, chunk_id: str, command: str) -> None:
         self._engine._log(
@@ -746,7 +859,7 @@ class _Recorder:
             exit_code=record.exit_code,
             duration_ms=record.duration_ms,
         )
-        self._engine.record_command(self._state, self._attempt, record)
+        self._engine.record_command(self._state, self._attempt, record, setup=self._setup)
 
     def files_changed(self, summary: str) -> None:
         self._engine._log(
@@ -754,7 +867,7 @@ class _Recorder:
         )
 
 
-def _checks(commands: list[CommandRecord]) -> list[Check]:
+def _checks(commands: list[CommandRecord], extra: list[str]) -> list[Check]:
     return [
         Check(
             command=c.command,
@@ -764,8 +877,14 @@ def _checks(commands: list[CommandRecord]) -> list[Check]:
             chunk_id=c.chunk_id,
         )
         for c in commands
-        if check_rules.is_check(c.command)
+        if check_rules.is_check(c.command, extra)
     ]
+
+
+def _repository_rules(copy_root: Path, subdir: str) -> tuple[RepoConfig, AgentsDoc]:
+    config = load_repo_config(copy_root)
+    cwd = copy_root / subdir if subdir else copy_root
+    return config, load_agents_md(copy_root, cwd)
 
 
 def _load_changes(snapshot: workspace.Snapshot, attempt: AttemptState) -> list[FileChange]:

@@ -230,6 +230,14 @@ class TaskLog(Wire):
 # --- initialization options --------------------------------------------------------
 
 
+class Prices(Wire):
+    """USD per million tokens. Cost is shown when ``input`` and ``output`` are set."""
+
+    input: float | None = None
+    cached_input: float | None = None
+    output: float | None = None
+
+
 class InitOptions(Wire):
     """``initializationOptions`` sent by the client. Every field is optional; a bad
     value is reported to the user and the default is used instead."""
@@ -240,7 +248,11 @@ class InitOptions(Wire):
     max_parallel: int | None = None
     max_steps: int | None = None
     max_wall_seconds: int | None = None
+    max_tokens: int | None = None
+    context_tokens: int | None = None
+    command_timeout_seconds: int | None = None
     data_dir: str | None = None
+    prices: Prices | None = None
 
 
 COMMAND_PARAMS: Final[dict[str, type[Wire]]] = {

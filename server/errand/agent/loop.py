@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from errand.agent.context import trim_tool_outputs
 from errand.agent.tools import Toolbox
 from errand.models.base import Item, Model, TextSink, ToolResult, TurnUsage
 
@@ -28,6 +29,8 @@ class AgentLimits:
     max_steps: int = 50
     max_wall_s: float = 1800.0
     max_tokens: int = 2_000_000
+    context_chars: int = 600_000
+    """Trim old tool outputs when the conversation grows past this many characters."""
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ async def run_agent(
             raise LimitsExceeded(f"step limit reached ({limits.max_steps} steps)")
         if time.monotonic() >= deadline:
             raise LimitsExceeded(f"time limit reached ({limits.max_wall_s:g}s)")
+        trim_tool_outputs(items, budget_chars=limits.context_chars)
         turn = await model.complete(items, toolbox.specs, on_text)
         progress.steps += 1
         progress.add(turn.usage)

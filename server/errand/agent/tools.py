@@ -170,7 +170,7 @@ class Toolbox:
         try:
             result = await asyncio.to_thread(patch.apply_patch, args.patch, self._root)
         except patch.PatchError as exc:
-            return f"error: patch not applied, nothing was changed: {exc}"
+            return f"error: {exc}"
         summary = result.summary()
         self._recorder.files_changed(summary)
         return f"patch applied:\n{summary}"

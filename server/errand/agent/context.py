@@ -1,0 +1,58 @@
+"""Keep a conversation inside the model's context window.
+
+When the conversation nears its budget, the outputs of the oldest tool results are
+cut down to their header (chunk id, exit code) and a note, so the model can still
+cite them; the full output stays in errand's record. Pure.
+"""
+
+from __future__ import annotations
+
+from errand.models.base import AssistantMsg, Item, SystemMsg, ToolResult, UserMsg
+
+TRIMMED_NOTE = "[output trimmed to save context: {size} characters; the full output is on record]"
+_HEADER_KEYS = ("chunk_id:", "exit_code:", "duration_ms:", "note:")
+
+
+def size_of(items: list[Item]) -> int:
+    total = 0
+    for item in items:
+        if isinstance(item, (SystemMsg, UserMsg)):
+            total += len(item.text)
+        elif isinstance(item, AssistantMsg):
+            total += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
+        elif isinstance(item, ToolResult):
+            total += len(item.output)
+    return total
+
+
+def _trimmed(output: str) -> str:
+    header = [line for line in output.splitlines()[:5] if line.startswith(_HEADER_KEYS)]
+    return "\n".join([*header, TRIMMED_NOTE.format(size=len(output))])
+
+
+def trim_tool_outputs(items: list[Item], *, budget_chars: int, keep_recent: int = 3) -> int:
+    """Trim the oldest tool outputs in place until ``items`` fit ``budget_chars``.
+
+    The ``keep_recent`` newest tool results are never trimmed. Returns how many
+    outputs were trimmed.
+    """
+    size = size_of(items)
+    if size <= budget_chars:
+        return 0
+    positions = [i for i, item in enumerate(items) if isinstance(item, ToolResult)]
+    candidates = positions[:-keep_recent] if keep_recent else positions
+    trimmed = 0
+    for index in candidates:
+        if size <= budget_chars:
+            break
+        item = items[index]
+        assert isinstance(item, ToolResult)
+        if item.output.endswith("the full output is on record]"):
+            continue
+        shorter = _trimmed(item.output)
+        if len(shorter) >= len(item.output):
+            continue
+        size -= len(item.output) - len(shorter)
+        items[index] = ToolResult(call_id=item.call_id, name=item.name, output=shorter)
+        trimmed += 1
+    return trimmed
