@@ -95,6 +95,8 @@ def _conflict(change: FileChange, current: Callable[[str], CurrentFile]) -> str 
     if not state.exists:
         return f"{source}: deleted in the workspace since the task started"
     if state.text != change.base_text:
+        if change.change == "modified" and state.text == change.new_text:
+            return f"{source}: already has this change (applied before?)"
         return f"{source}: changed in the workspace since the task started"
     if change.change == "renamed" and current(change.path).exists:
         return f"{change.path}: rename target already exists in the workspace"

@@ -118,6 +118,13 @@ def _render_attempt(attempt: Attempt, numbered: bool, out: TextIO, s: Style) -> 
         out.write(f"  {f.change:<8} {f.path}{extra}  {kind}\n")
     if attempt.report:
         out.write("\n" + s.bold("Summary") + "\n" + attempt.report.strip() + "\n")
+    if attempt.citations:
+        good = sum(c.resolved for c in attempt.citations)
+        out.write(s.dim(f"\nCitations: {good}/{len(attempt.citations)} resolved") + "\n")
+        for c in attempt.citations:
+            where = f"{c.path or c.chunk_id}:{c.start_line}-{c.end_line}"
+            mark = s.green("✓") if c.resolved else s.red("✗ unresolved")
+            out.write(f"  {mark} {where}\n")
     if attempt.checks:
         out.write("\n" + s.bold("Checks (from recorded exit codes)") + "\n")
         for check in attempt.checks:
