@@ -169,3 +169,15 @@ def test_none_backend_runs_on_the_host_with_caps(
         await sb.close()
 
     run(go())
+
+
+@pytest.mark.parametrize(("size", "killed"), [(8192, False), (8193, True)])
+def test_output_kill_cap_boundary(tmp_path: Path, size: int, killed: bool) -> None:
+    limits = Limits(timeout_s=3, max_output_bytes=1024)  # kill cap: 8 x 1024 bytes
+    argv = ["bash", "-c", f"head -c {size} /dev/zero; sleep 60"]
+    result = run(run_process(argv, env=sandbox_env({}, home="/"), cwd=tmp_path, limits=limits,
+                             stop=None))  # fmt: skip
+    if killed:
+        assert (result.exit_code, result.killed_reason) == (137, "output cap")
+    else:
+        assert (result.exit_code, result.killed_reason) == (TIMEOUT_EXIT_CODE, "timeout")

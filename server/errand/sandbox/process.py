@@ -183,6 +183,7 @@ async def run_process(
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     killed_reason: str | None = None
     streamed = 0
+    cap_hit = False
 
     def deliver(data: bytes, final: bool = False) -> None:
         text = decoder.decode(data, final)
@@ -190,21 +191,21 @@ async def run_process(
             on_output(text)
 
     async def pump() -> None:
-        nonlocal killed_reason, streamed
+        nonlocal killed_reason, streamed, cap_hit
         while True:
             chunk = await stream.read(CHUNK_BYTES)
             if not chunk:
                 break
             capture.add(chunk)
-            if streamed >= hard_cap:
-                continue  # already killed; drain what is left in the pipe
-            if streamed + len(chunk) > hard_cap:
-                chunk = chunk[: hard_cap - streamed]
+            if streamed < hard_cap:
+                part = chunk[: hard_cap - streamed]
+                streamed += len(part)
+                deliver(part)
+            if capture.total > hard_cap and not cap_hit:
+                cap_hit = True
                 if killed_reason is None:
                     killed_reason = "output cap"
                 kill()
-            streamed += len(chunk)
-            deliver(chunk)
         deliver(b"", final=True)
 
     reader = asyncio.create_task(pump(), name=f"errand-output-{proc.pid}")
