@@ -9,13 +9,22 @@ export class ServerNotRunningError extends Error {
 }
 
 export class ErrandApi {
-  constructor(private readonly currentClient: () => LanguageClient | undefined) {}
+  /**
+   * @param currentClient the client, if any
+   * @param ready settles when a start in progress has finished (at once otherwise), so
+   *   that a command run while the server starts waits for it instead of failing
+   */
+  constructor(
+    private readonly currentClient: () => LanguageClient | undefined,
+    private readonly ready: () => Promise<void>,
+  ) {}
 
   get running(): boolean {
     return this.currentClient()?.isRunning() ?? false;
   }
 
   async call<C extends CommandName>(command: C, params: Commands[C]["params"]): Promise<Commands[C]["result"]> {
+    await this.ready();
     const client = this.currentClient();
     if (!client || !client.isRunning()) {
       throw new ServerNotRunningError();

@@ -10,7 +10,6 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 import type { TaskChanged, TaskLog } from "./protocol";
 import { initializationOptions, serverLaunch, type SettingReader } from "./settings";
@@ -40,8 +39,15 @@ export class ServerController implements vscode.Disposable {
     private readonly events: ClientEvents,
   ) {}
 
+  private starting: Promise<void> = Promise.resolve();
+
   get current(): LanguageClient | undefined {
     return this.client;
+  }
+
+  /** Settles once a start in progress has finished, whether or not it succeeded. */
+  whenStarted(): Promise<void> {
+    return this.starting;
   }
 
   get serverState(): ServerState {
@@ -55,13 +61,18 @@ export class ServerController implements vscode.Disposable {
     }
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting = this.startClient();
+    return this.starting;
+  }
+
+  private async startClient(): Promise<void> {
     const read = settingReader();
     const launch = serverLaunch(read);
     const serverOptions: ServerOptions = {
       command: launch.command,
       args: launch.args,
-      transport: TransportKind.stdio,
+      // No `transport`: TransportKind.stdio would append `--stdio` to the arguments.
       options: { env: process.env },
     };
     const clientOptions: LanguageClientOptions = {
@@ -97,9 +108,9 @@ export class ServerController implements vscode.Disposable {
       await client.start();
     } catch (error) {
       this.setState("stopped");
-      const message = `errand: could not start the server (${launch.command} ${launch.args.join(" ")}): ${String(
+      const message = `errand: the server (${launch.command} ${launch.args.join(" ")}) did not start: ${String(
         error instanceof Error ? error.message : error,
-      )}`;
+      )}. Its log is in Output \u203a errand.`;
       this.output.error(message);
       void vscode.window.showErrorMessage(message, "Open Settings", "Show Output").then((choice) => {
         if (choice === "Open Settings") {

@@ -58,7 +58,7 @@ export async function previewDiff(
   }
   await vscode.commands.executeCommand(
     "vscode.changes",
-    `errand: ${title} (${shown.length} files)`,
+    `errand: ${title}`,
     shown.map((c) => sides(taskId, attemptNumber, c)),
   );
   return shown.length;

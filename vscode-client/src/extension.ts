@@ -18,7 +18,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel("errand", { log: true });
   const store = new TaskStore();
   const logs = new LogBook();
-  const api = new ErrandApi(() => controller?.current);
+  const api = new ErrandApi(
+    () => controller?.current,
+    () => controller?.whenStarted() ?? Promise.resolve(),
+  );
   const diffs = new DiffCache(api);
   const status = new StatusMonitor(store);
   const tree = new TaskTreeProvider(store, api);

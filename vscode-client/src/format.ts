@@ -74,9 +74,12 @@ export function countChecks(checks: readonly Check[] | undefined): { passed: num
   return { passed, failed };
 }
 
-/** `45s`, `3m 05s`, `1h 02m`. */
+/** `0.4s`, `45s`, `3m 05s`, `1h 02m`. */
 export function formatDuration(ms: number): string {
-  const totalSeconds = Math.max(0, Math.floor(ms / 1000));
+  if (ms < 10_000) {
+    return `${(Math.max(0, Math.floor(ms / 100)) / 10).toFixed(1)}s`;
+  }
+  const totalSeconds = Math.floor(ms / 1000);
   if (totalSeconds < 60) {
     return `${totalSeconds}s`;
   }
@@ -166,7 +169,7 @@ export function statusBarView(counts: TaskCounts, server: ServerState): StatusBa
     };
   }
   if (server === "starting") {
-    return { text: "$(loading~spin) errand", tooltip: "Starting the errand server…", error: false };
+    return { text: "$(loading~spin) errand: starting", tooltip: "Starting the errand server…", error: false };
   }
   const parts: string[] = [];
   if (counts.running > 0) {

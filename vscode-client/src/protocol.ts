@@ -127,7 +127,19 @@ export interface InitOptions {
   maxParallel?: number | null;
   maxSteps?: number | null;
   maxWallSeconds?: number | null;
+  maxTokens?: number | null;
+  contextTokens?: number | null;
+  commandTimeoutSeconds?: number | null;
   dataDir?: string | null;
+  prices?: Prices | null;
+}
+/**
+ * USD per million tokens. Cost is shown when ``input`` and ``output`` are set.
+ */
+export interface Prices {
+  input?: number | null;
+  cachedInput?: number | null;
+  output?: number | null;
 }
 export interface ListTasksParams {}
 export interface ListTasksResult {

@@ -57,7 +57,7 @@ export function linkCitations(report: string, attempt: Attempt, links: LinkBuild
     const known = findCitation(citations, target, start, end);
     const label = `${escapeMarkdown(target)}:${lineLabel(start, end)}`;
     if (known && !known.resolved) {
-      return `${gap}~~${label}~~ \u26a0\ufe0f(unresolved)`;
+      return `${gap}~~${label}~~ \u26a0 (unresolved)`;
     }
     const href = isFile ? links.file(target, start, end) : links.chunk(attempt.attempt, target, start, end);
     return `${gap}[${label}](${href})`;
@@ -116,7 +116,7 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
   const unresolved = (attempt.citations ?? []).filter((c) => !c.resolved);
   if (unresolved.length > 0) {
     out.push(
-      `\u26a0\ufe0f ${unresolved.length} citation${unresolved.length === 1 ? "" : "s"} did not match the recorded files or logs: ` +
+      `\u26a0 ${unresolved.length} citation${unresolved.length === 1 ? "" : "s"} did not match the recorded files or logs: ` +
         unresolved.map((c) => `\`${escapeTableCell(c.text)}\``).join(", "),
       "",
     );
@@ -141,9 +141,9 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
   } else {
     const { passed, failed } = countChecks(checks);
     out.push(`${passed} passed, ${failed} failed.`, "");
-    out.push("| | Command | Exit | Time | Output |", "|---|---|---:|---:|---|");
+    out.push("| Result | Command | Exit | Time | Output |", "|---|---|---:|---:|---|");
     for (const c of checks) {
-      const mark = c.passed ? "\u2705" : "\u274c";
+      const mark = c.passed ? "\u2713 passed" : "\u2717 **failed**";
       const log = c.chunkId ? `[${escapeMarkdown(c.chunkId)}](${links.chunk(attempt.attempt, c.chunkId, 1, 1)})` : "";
       out.push(
         `| ${mark} | \`${escapeTableCell(c.command).replace(/`/g, "'")}\` | ${c.exitCode} | ${formatDuration(c.durationMs)} | ${log} |`,

@@ -214,6 +214,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     item.description = `${dir === "." ? "" : `${dir} · `}${file.change === "modified" ? "" : `${file.change} · `}${stat}`;
     item.resourceUri = vscode.Uri.file(`/${file.path}`);
     item.tooltip = `${file.path} — ${file.change}, ${stat}`;
+    item.accessibilityInformation = { label: `${file.path}, ${file.change}, ${stat}` };
     item.contextValue = "file diff";
     item.command = {
       command: "errand.previewDiff",

@@ -54,6 +54,10 @@ test("status bar for one running task, idle, and queued work", () => {
   assert.equal(statusBarView(countTasks([task({})]), "running").text, "$(check) errand: 1 ready");
 });
 
+test("status bar while the server starts", () => {
+  assert.equal(statusBarView(countTasks([]), "starting").text, "$(loading~spin) errand: starting");
+});
+
 test("status bar shows an error state when the server is down", () => {
   const view = statusBarView(countTasks([task({ status: "running" })]), "stopped");
   assert.equal(view.error, true);
@@ -69,7 +73,8 @@ test("diff stat and checks read as +added −removed and ✓/✗", () => {
 });
 
 test("durations", () => {
-  assert.equal(formatDuration(999), "0s");
+  assert.equal(formatDuration(999), "0.9s");
+  assert.equal(formatDuration(2_340), "2.3s");
   assert.equal(formatDuration(45_000), "45s");
   assert.equal(formatDuration(185_000), "3m 05s");
   assert.equal(formatDuration(3_720_000), "1h 02m");
@@ -79,6 +84,7 @@ test("task description: diff, checks, elapsed", () => {
   assert.equal(taskDescription(task({}), Date.parse("2030-01-01T00:00:00Z")), "+3 \u22121 \u00b7 \u27132 \u00b7 1m 05s");
   const running = task({ status: "running", diffStat: { files: 0, added: 0, removed: 0 }, checksPassed: 0 });
   assert.equal(taskDescription(running, Date.parse("2025-01-01T10:00:30Z")), "running \u00b7 30s");
+  assert.equal(taskDescription(running, Date.parse("2025-01-01T10:00:04.5Z")), "running \u00b7 4.5s");
   assert.equal(
     taskDescription(task({ mode: "ask", diffStat: { files: 0, added: 0, removed: 0 }, checksPassed: 0 }), 0),
     "ask \u00b7 1m 05s",

@@ -8,7 +8,7 @@ test("commands, output and exit codes make a readable log", () => {
   book.push({ taskId: "t", attempt: 1, kind: "output", chunkId: "c1", text: "..F\nFAILED test_a" });
   book.push({ taskId: "t", attempt: 1, kind: "output", chunkId: "c1", text: "\n1 failed\n" });
   book.push({ taskId: "t", attempt: 1, kind: "commandFinished", chunkId: "c1", exitCode: 1, durationMs: 2300 });
-  assert.equal(book.text("t", 1), "$ pytest -q  [c1]\n..F\nFAILED test_a\n1 failed\n\u2192 exit 1 in 2s\n");
+  assert.equal(book.text("t", 1), "$ pytest -q  [c1]\n..F\nFAILED test_a\n1 failed\n\u2192 exit 1 in 2.3s\n");
   assert.deepEqual(book.attempts("t"), [1]);
 });
 

@@ -87,8 +87,8 @@ test("the report: summary first, then files, checks table and usage", () => {
   assert.match(md, /^# fix the flaky test$/m);
   assert.match(md, /> fix the flaky test in tests\/test_io\.py/);
   assert.match(md, /1 passed, 1 failed\./);
-  assert.match(md, /\| \u2705 \| `pytest -q` \| 0 \| 1s \| \[c2\]\(chunk:1\/c2#1-1\) \|/);
-  assert.match(md, /\| \u274c \| `ruff check \.` \| 1 \| 0s \|/);
+  assert.match(md, /\| \u2713 passed \| `pytest -q` \| 0 \| 1\.5s \| \[c2\]\(chunk:1\/c2#1-1\) \|/);
+  assert.match(md, /\| \u2717 \*\*failed\*\* \| `ruff check \.` \| 1 \| 0\.2s \|/);
   assert.match(md, /12,345 input tokens \(1,000 cached\) \u00b7 678 output tokens \u00b7 4 steps/);
   assert.match(md, /\[Preview diff\]\(action:previewDiff\/1\)/);
 });
