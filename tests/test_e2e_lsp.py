@@ -217,6 +217,27 @@ async def test_stale_apply_is_refused_and_writes_nothing(tmp_path: Path, replay:
         await stop_client(lsp)
 
 
+async def test_apply_merges_user_edits_made_meanwhile(tmp_path: Path, replay: Any) -> None:
+    files = dict(REPO)
+    files["calc.py"] = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
+    repo = make_repo(tmp_path / "repo", files)
+    server = replay(FIX_SCENARIO)
+    client, lsp = await start_client(folder=repo, env=server_env(tmp_path, server.url, "fix-add"))
+    try:
+        task_id = await delegate(client, "Fix add")
+        assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
+        user_version = files["calc.py"] + "\n\ndef mul(a, b):\n    return a * b\n"
+        (repo / "calc.py").write_text(user_version)
+        result = await client.command("errand.apply", {"taskId": task_id})
+        assert result["applied"] is True, result
+        assert result["merged"] == ["calc.py"]
+        assert (repo / "calc.py").read_text() == user_version.replace(
+            "    return a - b\n\n\ndef sub", "    return a + b\n\n\ndef sub"
+        )
+    finally:
+        await stop_client(lsp)
+
+
 async def test_bad_input_gets_invalid_params_and_server_survives(
     tmp_path: Path, replay: Any
 ) -> None:

@@ -91,6 +91,22 @@ def _current(files: dict[str, str]) -> Callable[[str], CurrentFile]:
     return current
 
 
+def no_blob(path: str) -> bytes | None:
+    return None
+
+
+def test_apply_plan_merges_non_overlapping_user_edits(tmp_path: Path) -> None:
+    base = "".join(f"line {i}\n" for i in range(1, 11))
+    ours = base.replace("line 2\n", "line two\n")
+    theirs = base.replace("line 9\n", "line nine (user)\n")
+    change = FileChange(path="f.txt", change="modified", base_text=base, new_text=ours)
+    plan = plan_apply(tmp_path, [change], [], None, _current({"f.txt": theirs}), no_blob, no_blob)
+    assert plan.conflicts == [] and plan.merged == ["f.txt"]
+    (merged,) = plan.changes
+    assert merged.base_text == theirs
+    assert merged.new_text == theirs.replace("line 2\n", "line two\n")
+
+
 def test_apply_plan_refuses_stale_files_and_unknown_selections(tmp_path: Path) -> None:
     changes = [
         FileChange(path="a.txt", change="modified", base_text="a\n", new_text="A\n"),
@@ -105,7 +121,8 @@ def test_apply_plan_refuses_stale_files_and_unknown_selections(tmp_path: Path) -
         [],
         None,
         _current({"a.txt": "a\n", "o.txt": "o\n"}),
-        lambda p: None,
+        no_blob,
+        no_blob,
     )
     assert plan.conflicts == [] and [c.path for c in plan.changes] == ["a.txt", "b.txt", "n.txt"]
     plan = plan_apply(
@@ -114,11 +131,13 @@ def test_apply_plan_refuses_stale_files_and_unknown_selections(tmp_path: Path) -
         [],
         None,
         _current({"a.txt": "edited\n", "o.txt": "o\n", "n.txt": "x"}),
-        lambda p: None,
+        no_blob,
+        no_blob,
     )
     assert plan.conflicts == [
-        "a.txt: changed in the workspace since the task started",
+        "a.txt: changed in the workspace since the task started, "
+        "and the changes overlap (three-way merge conflict)",
         "n.txt: rename target already exists in the workspace",
     ]
     with pytest.raises(ApplyRefused, match="not changed by this attempt: zzz"):
-        plan_apply(tmp_path, changes, [], ["zzz"], _current({}), lambda p: None)
+        plan_apply(tmp_path, changes, [], ["zzz"], _current({}), no_blob, no_blob)

@@ -1,8 +1,11 @@
 """Decide whether an attempt's changes can be applied to the user's files now.
 
-Pure apart from the two callables it is given. A file whose current content (the
-open buffer if the editor has it open, else the disk) differs from the snapshot is a
-conflict, and a plan with conflicts is refused whole: nothing is written.
+For each file, the current content (the open buffer if the editor has it open, else
+the disk) is compared with the snapshot the task started from. Unchanged: the
+attempt's version applies as is. Changed meanwhile: a three-way merge (``git
+merge-file``) of the user's version, the snapshot and the attempt's version; a clean
+merge applies, an overlapping one is a conflict. A plan with any conflict is refused
+whole: nothing is written. The user's edits are never overwritten.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from errand import gitops
 from errand.edits import FileChange, path_to_uri
 from errand.protocol import FileStat
 
@@ -31,6 +35,8 @@ class ApplyPlan:
     conflicts: list[str] = field(default_factory=list)
     binary_writes: list[tuple[str, bytes | None]] = field(default_factory=list)
     """(path, new bytes or None to delete) for binary files, written after the edit."""
+    merged: list[str] = field(default_factory=list)
+    """Files the user changed meanwhile whose changes were merged with the attempt's."""
 
     @property
     def files(self) -> list[str]:
@@ -47,6 +53,7 @@ def plan_apply(
     binaries: list[FileStat],
     only: list[str] | None,
     current: Callable[[str], CurrentFile],
+    base_blob: Callable[[str], bytes | None],
     new_blob: Callable[[str], bytes | None],
 ) -> ApplyPlan:
     known = {c.path for c in changes} | {b.path for b in binaries}
@@ -62,21 +69,22 @@ def plan_apply(
     for change in changes:
         if change.path not in wanted:
             continue
-        conflict = _conflict(change, current)
-        if conflict:
-            plan.conflicts.append(conflict)
+        outcome = _reconcile(change, current)
+        if isinstance(outcome, str):
+            plan.conflicts.append(outcome)
             continue
-        plan.changes.append(change)
+        if outcome is not change:
+            plan.merged.append(change.path)
+        plan.changes.append(outcome)
         source = change.old_path or change.path
-        state = current(source)
         if change.change != "added":
-            plan.versions[path_to_uri(root, source)] = state.version
+            plan.versions[path_to_uri(root, source)] = current(source).version
     for binary in binaries:
         if binary.path not in wanted:
             continue
-        target = current(binary.path)
-        if binary.change == "added" and target.exists:
-            plan.conflicts.append(f"{binary.path}: already exists in the workspace")
+        conflict = _binary_conflict(binary, current, base_blob)
+        if conflict:
+            plan.conflicts.append(conflict)
             continue
         plan.binary_writes.append(
             (binary.path, None if binary.change == "deleted" else new_blob(binary.path))
@@ -84,20 +92,64 @@ def plan_apply(
     return plan
 
 
-def _conflict(change: FileChange, current: Callable[[str], CurrentFile]) -> str | None:
+def _reconcile(change: FileChange, current: Callable[[str], CurrentFile]) -> FileChange | str:
+    """The change to apply now, or a conflict message."""
     if change.change == "added":
         state = current(change.path)
         if state.exists and state.text != change.new_text:
             return f"{change.path}: a different file was created there since the task started"
-        return None
+        return change
     source = change.old_path or change.path
     state = current(source)
     if not state.exists:
         return f"{source}: deleted in the workspace since the task started"
-    if state.text != change.base_text:
-        if change.change == "modified" and state.text == change.new_text:
-            return f"{source}: already has this change (applied before?)"
-        return f"{source}: changed in the workspace since the task started"
     if change.change == "renamed" and current(change.path).exists:
         return f"{change.path}: rename target already exists in the workspace"
+    if state.text == change.base_text:
+        return change
+    if change.change == "deleted":
+        return f"{source}: changed in the workspace since the task started, and the task deletes it"
+    if state.text == change.new_text:
+        return f"{source}: already has this change (applied before?)"
+    assert state.text is not None and change.base_text is not None
+    assert change.new_text is not None
+    merged = merge_texts(state.text, change.base_text, change.new_text)
+    if merged is None:
+        return (
+            f"{source}: changed in the workspace since the task started, "
+            "and the changes overlap (three-way merge conflict)"
+        )
+    return FileChange(
+        path=change.path,
+        change=change.change,
+        old_path=change.old_path,
+        base_text=state.text,
+        new_text=merged,
+    )
+
+
+def _binary_conflict(
+    binary: FileStat,
+    current: Callable[[str], CurrentFile],
+    base_blob: Callable[[str], bytes | None],
+) -> str | None:
+    target = current(binary.path)
+    if binary.change == "added":
+        return f"{binary.path}: already exists in the workspace" if target.exists else None
+    source = binary.old_path or binary.path
+    base = base_blob(source)
+    state = current(source)
+    expected = None if base is None else base.decode("utf-8", "surrogateescape")
+    if not state.exists or state.text != expected:
+        return f"{source}: changed in the workspace since the task started"
     return None
+
+
+def merge_texts(current: str, base: str, new: str) -> str | None:
+    """Three-way merge with ``git merge-file``; None when the changes overlap."""
+    clean, merged = gitops.merge_file(
+        current.encode("utf-8", "surrogateescape"),
+        base.encode("utf-8", "surrogateescape"),
+        new.encode("utf-8", "surrogateescape"),
+    )
+    return merged.decode("utf-8", "surrogateescape") if clean else None

@@ -298,7 +298,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print(f"errand: {exc}", file=sys.stderr)
             return 2
         if plan.conflicts:
-            print("errand: not applied; the workspace changed since the task started:")
+            print("errand: not applied, nothing was written; conflicts:")
             for conflict in plan.conflicts:
                 print(f"  {conflict}")
             return 1
@@ -319,6 +319,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 (root / rel).write_bytes(data)
         await engine.mark_applied(args.task_id)
         print(f"applied {len(plan.files)} file(s): {', '.join(plan.files)}")
+        if plan.merged:
+            print(f"merged with your changes: {', '.join(plan.merged)}")
         return 0
 
     return asyncio.run(_with_engine(args, body))

@@ -314,12 +314,22 @@ class TaskEngine:
         changes = await self._in_thread(_load_changes, snapshot, target)
         binaries = [f for f in target.info.files if f.binary]
 
+        def base_blob(path: str) -> bytes | None:
+            return workspace.read_blob(snapshot.mirror, snapshot.tree, path)
+
         def new_blob(path: str) -> bytes | None:
             return workspace.read_blob(snapshot.mirror, result_tree, path)
 
         try:
             return await self._in_thread(
-                plan_apply, snapshot.repo_root, changes, binaries, files, current, new_blob
+                plan_apply,
+                snapshot.repo_root,
+                changes,
+                binaries,
+                files,
+                current,
+                base_blob,
+                new_blob,
             )
         except ApplyRefused as exc:
             raise EngineError(str(exc)) from None

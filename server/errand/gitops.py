@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -116,3 +117,26 @@ def run_bytes(
         raise GitError(f"git {' '.join(args)}: {detail}") from exc
     assert isinstance(out, bytes)
     return out
+
+
+def merge_file(current: bytes, base: bytes, other: bytes) -> tuple[bool, bytes]:
+    """``git merge-file`` of three versions. Returns (clean, merged bytes); when not
+    clean the bytes hold conflict markers and must not be written anywhere."""
+    with tempfile.TemporaryDirectory(prefix="errand-merge-") as tmp:
+        paths = []
+        for name, data in (("current", current), ("base", base), ("other", other)):
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            paths.append(str(path))
+        status, out, err = git.Git(tmp).execute(
+            ["git", "merge-file", "-p", "-q", *paths],
+            env=_environment(ISOLATED),
+            with_extended_output=True,
+            with_exceptions=False,
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+        )
+    if status < 0:
+        raise GitError(f"git merge-file failed: {err!r}")
+    assert isinstance(out, bytes)
+    return status == 0, out

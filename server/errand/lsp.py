@@ -297,7 +297,8 @@ async def apply_attempt(
         return protocol.ApplyResult(
             applied=False,
             conflicts=plan.conflicts,
-            reason="the workspace changed since the task started; nothing was written",
+            reason="files changed in the workspace conflict with the task's changes; "
+            "nothing was written",
         )
     if not plan.changes and not plan.binary_writes:
         return protocol.ApplyResult(applied=False, reason="the attempt changed no files")
@@ -320,4 +321,4 @@ async def apply_attempt(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     await engine.mark_applied(params.task_id)
-    return protocol.ApplyResult(applied=True, files=plan.files)
+    return protocol.ApplyResult(applied=True, files=plan.files, merged=plan.merged)

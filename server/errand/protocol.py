@@ -200,6 +200,8 @@ class ApplyResult(Wire):
     conflicts: list[str] = msgspec.field(default_factory=list)
     reason: str | None = None
     files: list[str] = msgspec.field(default_factory=list)
+    merged: list[str] = msgspec.field(default_factory=list)
+    """Files the user had changed since the task started, merged three-way."""
 
 
 class Empty(Wire):
