@@ -2,8 +2,9 @@
 // several at once with vscode.changes (the multi-file diff editor).
 import * as vscode from "vscode";
 import type { DiffCache } from "./documents";
-import { proposedUri } from "./documents";
-import type { FileChange } from "./edits";
+import { currentText, proposedUri } from "./documents";
+import { matchesBase, type FileChange } from "./edits";
+import type { FileStat } from "./protocol";
 
 function label(change: FileChange): string {
   return vscode.workspace.asRelativePath(vscode.Uri.parse(change.uri), false);
@@ -44,6 +45,13 @@ export async function previewDiff(
     void vscode.window.showInformationMessage(`errand: \u201c${title}\u201d proposes no changes to preview.`);
     return 0;
   }
+  const stale = await changedSinceSnapshot(result.diff, result.files ?? [], shown);
+  if (stale.length > 0) {
+    void vscode.window.showWarningMessage(
+      `errand: ${stale.join(", ")} changed since \u201c${title}\u201d started. The preview applies the task's edit to ` +
+        "the file as it is now and may be off; Apply merges both changes and reports any conflict.",
+    );
+  }
   const first = shown[0];
   if (shown.length === 1 && first) {
     const [, left, right] = sides(taskId, attemptNumber, first);
@@ -51,7 +59,7 @@ export async function previewDiff(
       "vscode.diff",
       left,
       right,
-      `${label(first)} \u2194 errand: ${title}`,
+      `${label(first)} \u2194 errand: ${title}${stale.length > 0 ? " (file changed since)" : ""}`,
       { preview: true } satisfies vscode.TextDocumentShowOptions,
     );
     return 1;
@@ -62,4 +70,24 @@ export async function previewDiff(
     shown.map((c) => sides(taskId, attemptNumber, c)),
   );
   return shown.length;
+}
+
+/** The files (relative paths) whose current text no longer has the lines the diff was made against. */
+async function changedSinceSnapshot(diff: string, files: readonly FileStat[], changes: readonly FileChange[]): Promise<string[]> {
+  const stale: string[] = [];
+  for (const change of changes) {
+    if (change.kind === "added") {
+      continue;
+    }
+    const source = vscode.Uri.parse(change.oldUri ?? change.uri);
+    const stat = files.find((f) => source.path.endsWith(`/${f.oldPath ?? f.path}`));
+    if (!stat || stat.binary) {
+      continue;
+    }
+    const basePath = stat.oldPath ?? stat.path;
+    if (!matchesBase(diff, basePath, await currentText(source))) {
+      stale.push(basePath);
+    }
+  }
+  return stale;
 }

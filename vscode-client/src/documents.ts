@@ -38,7 +38,8 @@ export class DiffCache {
   }
 }
 
-async function currentText(uri: vscode.Uri): Promise<string> {
+/** The text of a workspace file: its open buffer if any, else the file on disk ("" if absent). */
+export async function currentText(uri: vscode.Uri): Promise<string> {
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open) {
     return open.getText();
@@ -60,10 +61,11 @@ export function proposedUri(taskId: string, attempt: number, change: FileChange,
 }
 
 /**
- * Serves a file's proposed content: the edit's TextEdits for that file applied to the
- * file's current text (the open buffer if any, else the file on disk). errand.getDiff
- * computes those edits against the workspace as it is now, so the preview shows what
- * Apply would write.
+ * Serves a file's proposed content: the TextEdits errand.getDiff gives for that file
+ * applied to the file's current text (the open buffer if any, else the file on disk).
+ * The edits are made against the task's snapshot, so while the file is unchanged since
+ * the task started (the usual case) this is exactly what Apply writes. When it has
+ * changed, previewDiff says so: Apply then does a three-way merge instead.
  */
 export class ProposedContentProvider implements vscode.TextDocumentContentProvider {
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();

@@ -163,3 +163,68 @@ export function touchedUris(edit: WorkspaceEdit): string[] {
     .filter((c) => c.kind !== "deleted")
     .map((c) => c.uri);
 }
+
+/** The old-side lines of one file's hunks in a git-style unified diff, with their line numbers. */
+export interface BaseLines {
+  /** 1-based line number in the base file -> that line's text. */
+  lines: Map<number, string>;
+}
+
+/**
+ * The base-side lines (context and removed lines) the diff shows for `path`, or
+ * undefined when the diff has no text hunks for it.
+ */
+export function baseLinesOf(diff: string, path: string): BaseLines | undefined {
+  const lines = new Map<number, string>();
+  let inFile = false;
+  let found = false;
+  let oldLine = 0;
+  for (const raw of diff.split("\n")) {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.startsWith("diff --git ")) {
+      inFile = false;
+      continue;
+    }
+    if (line.startsWith("--- ")) {
+      const name = line.slice(4).replace(/^a\//, "");
+      inFile = name === path;
+      continue;
+    }
+    if (!inFile || line.startsWith("+++ ")) {
+      continue;
+    }
+    const hunk = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/.exec(line);
+    if (hunk) {
+      oldLine = Number(hunk[1]);
+      found = true;
+      continue;
+    }
+    if (!found) {
+      continue;
+    }
+    if (line.startsWith(" ") || line.startsWith("-")) {
+      lines.set(oldLine, line.slice(1));
+      oldLine += 1;
+    }
+  }
+  return found ? { lines } : undefined;
+}
+
+/**
+ * Whether `current` still has the base lines the diff was made against. When it does
+ * not, the file changed since the task's snapshot: the edit's positions may be off,
+ * and Apply will merge instead.
+ */
+export function matchesBase(diff: string, path: string, current: string): boolean {
+  const base = baseLinesOf(diff, path);
+  if (!base) {
+    return true;
+  }
+  const currentLines = current.split(/\r\n|\r|\n/);
+  for (const [number, text] of base.lines) {
+    if (currentLines[number - 1] !== text) {
+      return false;
+    }
+  }
+  return true;
+}

@@ -20,8 +20,11 @@ import { createFixtureRepository, FIXED_LINE } from "./fixture";
 const CLIENT_ROOT = path.resolve(__dirname, "..", "..", "..");
 const REPO_ROOT = path.resolve(CLIENT_ROOT, "..");
 const SCENARIO = path.join(CLIENT_ROOT, "test", "e2e", "scenario.json");
-const SCENARIO_NAME = "e2e-fix-cart";
+// No scenario has this name, so the replay server picks each task's scenario by the
+// `match` text of its prompt.
+const MODEL_NAME = "e2e";
 const PROMPT = "Fix cart totals and add a zero-quantity test";
+const QUESTION = "Where is the cart total computed?";
 
 const env = process.env;
 const CODE_SERVER = env.CODE_SERVER ?? "";
@@ -306,7 +309,7 @@ async function main(): Promise<void> {
             OPENAI_BASE_URL: modelUrl,
             OPENAI_API_KEY: "test-not-a-secret",
             ERRAND_API: "chat",
-            ERRAND_MODEL: SCENARIO_NAME,
+            ERRAND_MODEL: MODEL_NAME,
             ERRAND_DATA_DIR: path.join(work, "errand-data"),
           },
         },
@@ -474,6 +477,38 @@ async function main(): Promise<void> {
         const label = (await p.locator('.monaco-list-row[aria-label*="applied"]').first().getAttribute("aria-label", { timeout: 1_000 })) ?? "";
         return label.includes("applied") ? true : undefined;
       });
+    });
+
+    await step("ask a question: the answer comes with citations and no diff", async () => {
+      await runCommand(p, "errand: Ask\u2026");
+      const widget = await quickInputVisible(p);
+      await widget.locator("text=A question about this codebase").waitFor({ timeout: 10_000 });
+      await p.keyboard.type(QUESTION);
+      await p.keyboard.press("Enter");
+      const row = p.locator(`.monaco-list-row[aria-label^="${QUESTION}"][aria-label*="Completed"]`).first();
+      await row.waitFor({ timeout: 120_000 });
+      const label = (await row.getAttribute("aria-label")) ?? "";
+      if (!label.includes("ask") || /\+\d/.test(label)) {
+        throw new Error(`ask row should say "ask" and show no diff: ${label}`);
+      }
+      await row.click();
+      const frame = p.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
+      await frame.locator("h1", { hasText: QUESTION }).waitFor({ timeout: 30_000 });
+      await frame.locator("a", { hasText: "shop/cart.py:L20-22" }).first().waitFor({ timeout: 10_000 });
+      if ((await frame.locator("a", { hasText: "Preview diff" }).count()) > 0) {
+        throw new Error("an answer offers a diff");
+      }
+    });
+
+    await step("discard the question from the palette", async () => {
+      await runCommand(p, "errand: Discard");
+      await quickInputVisible(p);
+      const pick = p.locator(".quick-input-widget .monaco-list-row", { hasText: QUESTION }).first();
+      await pick.click();
+      await p.locator(".monaco-dialog-box").getByRole("button", { name: "Discard" }).click();
+      await waitFor("the question to leave the task list", 30_000, async () =>
+        (await p.locator(`.monaco-list-row[aria-label^="${QUESTION}"]`).count()) === 0 ? true : undefined,
+      );
     });
   } catch (error) {
     if (page) {

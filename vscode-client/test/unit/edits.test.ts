@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applyTextEdits, fileChanges, proposedContent, touchedUris } from "../../src/edits";
+import { applyTextEdits, baseLinesOf, fileChanges, matchesBase, proposedContent, touchedUris } from "../../src/edits";
 
 const at = (line: number, character: number) => ({ line, character });
 const edit = (sl: number, sc: number, el: number, ec: number, newText: string) => ({
@@ -68,4 +68,41 @@ test("fileChanges reads documentChanges: create, edit, rename, delete", () => {
   assert.ok(deleted);
   assert.equal(proposedContent(deleted, "whatever\n"), "");
   assert.deepEqual(touchedUris({ documentChanges: [{ kind: "delete", uri: "file:///r/gone.py" }] }), []);
+});
+
+const DIFF = [
+  "diff --git a/shop/cart.py b/shop/cart.py",
+  "index 0369967..28e3880 100644",
+  "--- a/shop/cart.py",
+  "+++ b/shop/cart.py",
+  "@@ -2,3 +2,3 @@ class Cart:",
+  " def total(self):",
+  "-    return 1",
+  "+    return 2",
+  " # end",
+  "diff --git a/other.py b/other.py",
+  "--- a/other.py",
+  "+++ b/other.py",
+  "@@ -1 +1 @@",
+  "-x",
+  "+y",
+  "",
+].join("\n");
+
+test("the base lines a diff shows for one file", () => {
+  const base = baseLinesOf(DIFF, "shop/cart.py");
+  assert.ok(base);
+  assert.deepEqual([...base.lines], [
+    [2, "def total(self):"],
+    [3, "    return 1"],
+    [4, "# end"],
+  ]);
+  assert.equal(baseLinesOf(DIFF, "missing.py"), undefined);
+});
+
+test("a file still at its base matches; one edited since does not", () => {
+  assert.equal(matchesBase(DIFF, "shop/cart.py", "class Cart:\ndef total(self):\n    return 1\n# end\n"), true);
+  assert.equal(matchesBase(DIFF, "shop/cart.py", "class Cart:\r\ndef total(self):\r\n    return 1\r\n# end\r\n"), true);
+  assert.equal(matchesBase(DIFF, "shop/cart.py", "# new header\nclass Cart:\ndef total(self):\n    return 1\n# end\n"), false);
+  assert.equal(matchesBase(DIFF, "not-in-diff.py", "anything"), true);
 });
