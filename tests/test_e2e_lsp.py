@@ -238,6 +238,45 @@ async def test_apply_merges_user_edits_made_meanwhile(tmp_path: Path, replay: An
         await stop_client(lsp)
 
 
+async def test_create_branch_holds_head_plus_only_the_task_changes(
+    tmp_path: Path, replay: Any
+) -> None:
+    repo = make_repo(tmp_path / "repo", REPO)
+    (repo / "wip.txt").write_text("my uncommitted work\n")
+    server = replay(FIX_SCENARIO)
+    client, lsp = await start_client(folder=repo, env=server_env(tmp_path, server.url, "fix-add"))
+    try:
+        task_id = await delegate(client, "Fix add")
+        assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
+        before = tree_fingerprint(repo)
+        made = await client.command("errand.createBranch", {"taskId": task_id})
+        assert made["branch"] == f"errand/fix-add-{task_id}"
+        assert git(repo, "rev-parse", f"refs/heads/{made['branch']}").strip() == made["commit"]
+        assert (
+            git(repo, "rev-parse", f"{made['commit']}^").strip()
+            == git(repo, "rev-parse", "HEAD").strip()
+        )
+        changed = git(repo, "diff", "--name-status", "HEAD", made["commit"]).split("\n")
+        assert sorted(filter(None, changed)) == sorted(
+            ["M\tcalc.py", "A\tdocs/usage.md", "D\tjunk.txt", "R062\tnotes/old.txt\tnotes/new.txt"]
+        )
+        assert git(repo, "show", f"{made['commit']}:calc.py") == EXPECTED_AFTER["calc.py"]
+        # The working tree, index and current branch are as they were (only the new
+        # branch's ref and objects were added).
+        assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+        after = tree_fingerprint(repo)
+        touched = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert all(k.startswith(".git/") for k in touched), touched
+        assert not any(k.startswith(".git/index") for k in touched)
+        with pytest.raises(JsonRpcException) as info:
+            await client.command(
+                "errand.createBranch", {"taskId": task_id, "branch": made["branch"]}
+            )
+        assert "already exists" in str(info.value.message)
+    finally:
+        await stop_client(lsp)
+
+
 async def test_bad_input_gets_invalid_params_and_server_survives(
     tmp_path: Path, replay: Any
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from errand.agent.loop import AgentLimits, AgentProgress, LimitsExceeded, NoAnsw
 from errand.agent.prompts import system_prompt
 from errand.agent.tools import CommandRecord, Toolbox
 from errand.applying import ApplyPlan, ApplyRefused, CurrentFile, plan_apply
+from errand.branches import BranchError, BranchResult, create_branch
 from errand.config import Settings
 from errand.edits import FileChange
 from errand.logbatch import LogBatcher
@@ -81,6 +83,11 @@ ModelFactory = Callable[[Settings], Model]
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_branch_name(task: Task) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", task.title.lower()).strip("-")[:40].strip("-")
+    return f"errand/{slug or 'task'}-{task.task_id}"
 
 
 def make_title(prompt: str) -> str:
@@ -332,6 +339,38 @@ class TaskEngine:
                 new_blob,
             )
         except ApplyRefused as exc:
+            raise EngineError(str(exc)) from None
+
+    async def create_branch(
+        self, task_id: str, attempt: int | None, branch: str | None
+    ) -> BranchResult:
+        """Commit an attempt's changes onto HEAD as a new local branch."""
+        state = self._state(task_id)
+        target = self.attempt_state(task_id, attempt)
+        if target.info.status != "completed":
+            raise EngineError(
+                f"attempt {target.info.attempt} of task {task_id} is {target.info.status}; "
+                "only a completed attempt can become a branch"
+            )
+        snapshot, result_tree = state.snapshot, target.result_tree
+        if snapshot is None or result_tree is None:
+            raise EngineError(f"task {task_id} has no recorded result")
+        if not target.info.files:
+            raise EngineError(f"attempt {target.info.attempt} of task {task_id} changed no files")
+        name = branch or default_branch_name(state.task)
+        try:
+            return await self._in_thread(
+                lambda: create_branch(
+                    repo_root=snapshot.repo_root,
+                    mirror=snapshot.mirror,
+                    snapshot_commit=snapshot.commit,
+                    result_tree=result_tree,
+                    head=snapshot.head,
+                    branch=name,
+                    message=f"{state.task.title}\n\n{target.info.report or ''}".strip() + "\n",
+                )
+            )
+        except BranchError as exc:
             raise EngineError(str(exc)) from None
 
     async def mark_applied(self, task_id: str) -> None:

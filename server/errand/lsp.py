@@ -269,6 +269,14 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
         task_id = await engine.follow_up(params.task_id, params.prompt)
         return protocol.DelegateResult(task_id=task_id)
 
+    @_command(server, protocol.CMD_CREATE_BRANCH, protocol.CreateBranchParams)
+    async def create_branch(
+        ls: ErrandServer, params: protocol.CreateBranchParams
+    ) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        made = await engine.create_branch(params.task_id, params.attempt, params.branch)
+        return protocol.CreateBranchResult(branch=made.branch, commit=made.commit)
+
     return server
 
 

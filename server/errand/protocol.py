@@ -21,6 +21,7 @@ CMD_APPLY: Final = "errand.apply"
 CMD_CANCEL: Final = "errand.cancel"
 CMD_FOLLOW_UP: Final = "errand.followUp"
 CMD_DISCARD: Final = "errand.discard"
+CMD_CREATE_BRANCH: Final = "errand.createBranch"
 
 NOTIFY_TASK_CHANGED: Final = "errand/taskChanged"
 NOTIFY_TASK_LOG: Final = "errand/taskLog"
@@ -34,6 +35,7 @@ COMMANDS: Final = (
     CMD_CANCEL,
     CMD_FOLLOW_UP,
     CMD_DISCARD,
+    CMD_CREATE_BRANCH,
 )
 
 # --- enumerations ------------------------------------------------------------------
@@ -172,6 +174,13 @@ class FollowUpParams(Wire, forbid_unknown_fields=True):
     prompt: str
 
 
+class CreateBranchParams(Wire, forbid_unknown_fields=True):
+    task_id: str
+    attempt: int | None = None
+    branch: str | None = None
+    """Defaults to ``errand/<title-slug>-<taskId>``."""
+
+
 # --- command results ---------------------------------------------------------------
 
 
@@ -202,6 +211,11 @@ class ApplyResult(Wire):
     files: list[str] = msgspec.field(default_factory=list)
     merged: list[str] = msgspec.field(default_factory=list)
     """Files the user had changed since the task started, merged three-way."""
+
+
+class CreateBranchResult(Wire):
+    branch: str
+    commit: str
 
 
 class Empty(Wire):
@@ -266,6 +280,7 @@ COMMAND_PARAMS: Final[dict[str, type[Wire]]] = {
     CMD_CANCEL: TaskRef,
     CMD_FOLLOW_UP: FollowUpParams,
     CMD_DISCARD: TaskRef,
+    CMD_CREATE_BRANCH: CreateBranchParams,
 }
 
 COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
@@ -277,6 +292,7 @@ COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
     CMD_CANCEL: Empty,
     CMD_FOLLOW_UP: DelegateResult,
     CMD_DISCARD: Empty,
+    CMD_CREATE_BRANCH: CreateBranchResult,
 }
 
 NOTIFICATION_PARAMS: Final[dict[str, type[Wire]]] = {
