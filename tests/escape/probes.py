@@ -163,5 +163,30 @@ def rss_kib() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-def process_count() -> int:
-    return sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+def sandbox_processes() -> int:
+    """Processes that belong to this test's sandboxes: descendants of this process (the
+    bwrap and none backends, the docker CLI) plus processes inside Docker containers.
+    Counting only these keeps the measure free of other work on a shared machine."""
+    parents: dict[int, int] = {}
+    in_container = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            if "/docker/" in Path(f"/proc/{entry}/cgroup").read_text():
+                in_container += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    me = os.getpid()
+    descendants = 0
+    for pid in parents:
+        seen = 0
+        while pid in parents and seen < 64:
+            pid = parents[pid]
+            seen += 1
+            if pid == me:
+                descendants += 1
+                break
+    return descendants + in_container

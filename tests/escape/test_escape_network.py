@@ -4,6 +4,9 @@ and then not from inside any sandbox."""
 from __future__ import annotations
 
 import shutil
+import socket
+import uuid
+from pathlib import Path
 
 import pytest
 from probes import (
@@ -122,3 +125,38 @@ def _wait_for(predicate: object, timeout_s: float = 5.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the outside probe's datagram never arrived")
+
+
+UNIX_PROBE = (
+    PYTHON + ' -c "import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); '
+    "s.connect('{path}'); print('CONNECTED')\""
+)
+
+
+def test_unix_sockets_of_host_daemons(backend: str, places: Places) -> None:
+    """/run holds the sockets of docker, containerd, D-Bus and the user's session; a Unix
+    socket accepts connections even on a read-only mount, so /run must be out of reach."""
+    path = Path("/run") / f"errand-probe-{uuid.uuid4().hex[:8]}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+    try:
+        probe = UNIX_PROBE.format(path=path)
+        assert "CONNECTED" in outside(probe).stdout
+        result = inside(backend, places, probe)
+        assert result.exit_code != 0 and "CONNECTED" not in result.output, result.output
+    finally:
+        server.close()
+        path.unlink()
+
+
+def test_docker_engine_socket(backend: str, places: Places) -> None:
+    sock = Path("/var/run/docker.sock")
+    probe = f"curl -sS -m 5 --unix-socket {sock} http://engine/_ping"
+    if not sock.exists() or shutil.which("curl") is None:
+        if IN_CI:
+            pytest.fail("CI=true: the Docker engine socket and curl must exist for this probe")
+        pytest.skip("no local Docker engine socket or no curl")
+    assert outside(probe).stdout == "OK"
+    result = inside(backend, places, probe)
+    assert result.exit_code != 0 and "OK" not in result.output, result.output

@@ -5,8 +5,12 @@ Layout inside the sandbox (built fresh for every command):
 * ``/`` is the host's root bound read-only (submounts too); ``/dev`` is a minimal private
   devtmpfs, ``/proc`` belongs to the sandbox's own PID namespace.
 * ``/tmp`` is a private, size-capped tmpfs; ``HOME`` is ``/tmp/home`` inside it.
-* Well-known credential stores under the server user's home (``~/.ssh``, ``~/.aws``…) are
-  masked by empty read-only tmpfs mounts or an unreadable file.
+* ``/run`` is an empty, read-only private tmpfs: it holds the sockets of docker, containerd,
+  systemd, D-Bus and the user's session, and a Unix socket accepts connections even on a
+  read-only mount. Other known daemon sockets (``~/.docker/run``, LXD, ``DOCKER_HOST``,
+  ``SSH_AUTH_SOCK``…) and well-known credential stores under the server user's home
+  (``~/.ssh``, ``~/.aws``…) are masked by empty read-only tmpfs mounts or an unreadable
+  file.
 * Object folders that the copy's ``.git`` borrows (``objects/info/alternates``, followed
   transitively) are bound read-only at their own paths, so ``git`` works inside.
 * The task copy (``spec.root``) is bound at its own path, read-write unless
@@ -64,6 +68,15 @@ SECRET_PATHS = (
 )
 """Masked inside the sandbox, relative to the server user's home, when they exist."""
 
+SOCKET_PATHS = (
+    "/var/run",  # only when it is a real folder; usually a symlink to /run
+    "/var/snap/lxd/common/lxd",
+    "/var/lib/lxd",
+    "/var/lib/incus",
+    "/var/lib/docker",
+)
+HOME_SOCKET_PATHS = (".docker/run", ".colima", ".lima", ".local/share/containers")
+
 _preflight_ok: set[str] = set()
 
 
@@ -120,25 +133,48 @@ def find_bwrap(bwrap: str | None = None) -> str:
     return found
 
 
-def _secret_mounts(spec_root: Path) -> list[str]:
-    home = os.environ.get("HOME")
-    if not home or not os.path.isabs(home) or Path(home) == Path("/"):
+def _mask(path: Path, spec_root: Path) -> list[str]:
+    """bwrap arguments hiding ``path``: an empty read-only tmpfs over a folder, an
+    unreadable ``/dev/null`` over anything else. Nothing when it does not exist, is a
+    symlink (its target gets its own entry, or lies elsewhere) or holds the task copy."""
+    try:
+        if spec_root == path or path in spec_root.parents or not os.path.lexists(path):
+            return []
+        if path.is_symlink():
+            return []
+        if path.is_dir():
+            return ["--size", "4096", "--tmpfs", str(path), "--remount-ro", str(path)]
+        return ["--ro-bind", "/dev/null", str(path)]
+    except OSError:
         return []
+
+
+def _secret_mounts(spec_root: Path) -> list[str]:
     args: list[str] = []
-    for rel in SECRET_PATHS:
-        path = Path(home) / rel
-        try:
-            if spec_root == path or path in spec_root.parents or not os.path.lexists(path):
-                continue
-            if path.is_symlink():
-                continue  # the target is masked by its own entry, or is elsewhere
-            if path.is_dir():
-                args += ["--size", "4096", "--tmpfs", str(path), "--remount-ro", str(path)]
-            else:
-                args += ["--ro-bind", "/dev/null", str(path)]
-        except OSError:
-            continue
+    home = os.environ.get("HOME")
+    if home and os.path.isabs(home) and Path(home) != Path("/"):
+        for rel in SECRET_PATHS:
+            args += _mask(Path(home) / rel, spec_root)
+    for path in _socket_paths(home):
+        args += _mask(path, spec_root)
     return args
+
+
+def _socket_paths(home: str | None) -> list[Path]:
+    """Daemon sockets outside /run and /tmp (both replaced wholesale) that would let a
+    command drive a more privileged process: container engines, agents."""
+    paths = [Path(p) for p in SOCKET_PATHS]
+    if home and os.path.isabs(home):
+        paths += [Path(home) / rel for rel in HOME_SOCKET_PATHS]
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host.startswith("unix://"):
+        paths.append(Path(docker_host.removeprefix("unix://")))
+    for variable in ("SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS"):
+        value = os.environ.get(variable, "")
+        value = value.removeprefix("unix:path=").split(",")[0].split(":")[0]
+        if os.path.isabs(value):
+            paths.append(Path(value))
+    return paths
 
 
 def bwrap_argv(
@@ -180,7 +216,17 @@ def bwrap_argv(
         "/tmp",
         "--dir",
         HOME,
+        # /run holds the sockets of docker, containerd, systemd, D-Bus and the user's
+        # session (XDG_RUNTIME_DIR). A Unix socket accepts connections even on a read-only
+        # mount, so the whole folder is replaced by an empty one.
+        "--size",
+        str(1 << 20),
+        "--tmpfs",
+        "/run",
     ]
+    if spec.network and os.path.isdir("/run/systemd/resolve"):
+        argv += ["--ro-bind", "/run/systemd/resolve", "/run/systemd/resolve"]
+    argv += ["--remount-ro", "/run"]
     argv += _secret_mounts(spec.root)
     for alt in object_alternates(spec.root):
         argv += ["--ro-bind", str(alt), str(alt)]
