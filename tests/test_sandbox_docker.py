@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -208,3 +209,30 @@ def test_missing_image_and_missing_engine_are_explained(
     monkeypatch.setenv("DOCKER_HOST", f"unix://{root}/no-engine.sock")
     with pytest.raises(SandboxUnavailable, match=r"start-dockerd\.sh"):
         run(docker.open(SandboxSpec(root=root)))
+
+
+def test_network_opt_in_uses_the_configured_network(
+    client: Any, image: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spec.network (the setup step's opt-in) attaches ERRAND_DOCKER_NETWORK; "host" here,
+    since the test engine runs without a bridge."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("ERRAND_DOCKER_NETWORK", "host")
+    probe = f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo CONNECTED"
+
+    async def go(network: bool) -> str:
+        spec = SandboxSpec(root=root, network=network, limits=Limits(timeout_s=60))
+        sb = await open_sandbox("docker", spec)
+        try:
+            return (await sb.run(probe)).output
+        finally:
+            await sb.close()
+
+    try:
+        assert "CONNECTED" in run(go(True))
+        assert "CONNECTED" not in run(go(False))
+    finally:
+        listener.close()

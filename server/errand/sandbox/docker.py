@@ -3,10 +3,12 @@
 The container:
 
 * runs the configured image (``ERRAND_DOCKER_IMAGE``, default :data:`DEFAULT_IMAGE`)
-  with ``network_mode="none"``, a read-only root filesystem, a private size-capped tmpfs
-  ``/tmp`` (``HOME`` is ``/tmp/home``) and the task copy bind-mounted at its own path,
-  read-write unless ``spec.writable`` is false: the only writable place that outlives a
-  command. The object folders the copy's ``.git`` borrows are bound read-only.
+  with ``network_mode="none"`` (``spec.network`` — the opt-in setup step — uses
+  ``ERRAND_DOCKER_NETWORK``, default ``bridge``), a read-only root filesystem, a
+  private size-capped tmpfs ``/tmp`` (``HOME`` is ``/tmp/home``) and the task copy
+  bind-mounted at its own path, read-write unless ``spec.writable`` is false: the only
+  writable place that outlives a command. The object folders the copy's ``.git``
+  borrows are bound read-only.
 * runs as a non-root user: the owner of the task copy, or uid/gid 1000 when the copy
   belongs to root (the copy is then handed to that uid before each command);
 * drops every capability, sets ``no-new-privileges``, runs Docker's init as PID 1 and
@@ -332,7 +334,7 @@ def _create(client: Any, spec: SandboxSpec, image: str, user: tuple[int, int]) -
         working_dir=root,
         environment=env,
         hostname="errand",
-        network_mode="none",
+        network_mode=os.environ.get("ERRAND_DOCKER_NETWORK", "bridge") if spec.network else "none",
         read_only=True,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={max(1 << 20, limits.max_file_bytes)},mode=1777"},
         mounts=mounts,
