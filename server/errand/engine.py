@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from errand import copies as copy_kinds
 from errand import workspace
 from errand.agent import checks as check_rules
 from errand.agent.citations import resolve_citations
@@ -149,7 +150,7 @@ class TaskEngine:
     ) -> None:
         self.settings = settings
         self._model_factory = model_factory
-        self._copies = copies or workspace.CheckoutCopies()
+        self._copies = copies or copy_kinds.choose_provider(settings.data_dir)
         self._listeners: list[EngineListener] = [listener] if listener else []
         self._tasks: dict[str, TaskState] = {}
         self._slots = asyncio.Semaphore(settings.max_parallel)
@@ -206,6 +207,7 @@ class TaskEngine:
                 await self._db(self._store.save_task, task, None)
             self._tasks[task.task_id] = state
         log.info("engine started: %d tasks loaded from %s", len(self._tasks), db_path)
+        await self._collect_garbage(grace_s=0.0)
 
     async def shutdown(self) -> None:
         for state in self._tasks.values():
@@ -445,6 +447,7 @@ class TaskEngine:
             await self._in_thread(workspace.delete_refs, state.snapshot.mirror, refs)
         await self._db(self._require_store().delete_task, task_id)
         del self._tasks[task_id]
+        self._spawn(self._collect_garbage())
         summary = state.summary()
         for listener in self._listeners:
             listener.task_changed(summary, True)
@@ -501,7 +504,10 @@ class TaskEngine:
                     dest = self.settings.data_dir / "copies" / f"{task_id}-{info.attempt}"
                     attempt.copy = await self._in_thread(self._copies.create, state.snapshot, dest)
                     info.workspace_kind = attempt.copy.kind
+                    info.workspace_reason = attempt.copy.reason
                     await self._persist_attempt(state, attempt)
+                else:
+                    await self._in_thread(self._copies.reopen, attempt.copy)
                 fresh = not attempt.conversation
                 config, instructions = await self._in_thread(
                     _repository_rules, attempt.copy.path, state.snapshot.subdir
@@ -705,6 +711,12 @@ class TaskEngine:
                 report_warnings = ["the report's citations could not be checked"]
             info.warnings = [w for w in info.warnings if w not in report_warnings]
             info.warnings.extend(report_warnings)
+        if attempt.copy is not None and status != "cancelled":
+            try:
+                info.workspace_bytes = await self._in_thread(self._copies.disk_usage, attempt.copy)
+                await self._in_thread(self._copies.release, attempt.copy)
+            except OSError as exc:
+                log.warning("could not measure or release copy %s: %s", attempt.copy.path, exc)
         info.status = status
         info.reason = reason
         info.finished_at = now_iso()
@@ -718,6 +730,24 @@ class TaskEngine:
         self._refresh(state)
         await self._persist_task(state)
         self._changed(state)
+
+    async def _collect_garbage(self, grace_s: float = copy_kinds.GRACE_SECONDS) -> None:
+        """Unmount idle copies, remove orphaned ones and bases that no copy uses."""
+        attempts = [a for s in self._tasks.values() for a in s.attempts if a.copy is not None]
+        live = [a.copy.path for a in attempts if a.copy is not None]
+        mounted = [
+            a.copy.path
+            for a in attempts
+            if a.copy is not None and a.info.status not in TERMINAL_STATUSES
+        ]
+        try:
+            await self._in_thread(
+                lambda: copy_kinds.collect_garbage(
+                    self.settings.data_dir, live, mounted=mounted, grace_s=grace_s
+                )
+            )
+        except OSError as exc:
+            log.warning("garbage collection failed: %s", exc)
 
     # --- state helpers -------------------------------------------------------------
 

@@ -113,6 +113,12 @@ class Attempt(Wire):
     steps: int = 0
     sandbox: str | None = None
     workspace_kind: str | None = None
+    """How the task copy was made: ``overlay``, ``reflink`` or ``checkout``."""
+    workspace_reason: str | None = None
+    """Why that kind was chosen (or what failed before it)."""
+    workspace_bytes: int | None = None
+    """Disk the attempt's copy uses on its own, measured when the attempt ends (for an
+    overlay, its upper layer; the shared base checkout is not counted)."""
     started_at: str | None = None
     finished_at: str | None = None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,6 +77,8 @@ class TaskCopy:
     index: Path
     """errand's private index for diffing the copy; never inside the copy."""
     kind: str
+    reason: str = ""
+    """Why this kind of copy was made (see :func:`errand.copies.choose_provider`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,10 @@ def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
         if user_index.exists():
             # Seeding from the user's index lets git reuse its stat cache: only files
             # that changed get hashed again. The user's index itself is never opened
-            # for writing.
-            shutil.copyfile(user_index, index)
+            # for writing. Its mtime is kept: git compares file times against it to
+            # catch "racily clean" entries, files changed within the same clock tick
+            # as the index was written, which a fresh mtime would hide.
+            shutil.copy2(user_index, index)
         env = {
             "GIT_DIR": str(repo.git_dir),
             "GIT_WORK_TREE": str(repo.root),
@@ -191,13 +196,29 @@ def _head(repo: Repository) -> str | None:
 
 
 class CopyProvider(Protocol):
-    """Makes and removes task copies. A copy-on-write provider replaces the checkout."""
+    """Makes and removes task copies (see :mod:`errand.copies` for the kinds)."""
 
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
-    def create(self, snapshot: Snapshot, dest: Path) -> TaskCopy: ...
+    def create(self, snapshot: Snapshot, dest: Path) -> TaskCopy:
+        """Make a copy of ``snapshot`` at ``dest`` (which must not exist)."""
+        ...
+
+    def reopen(self, copy: TaskCopy) -> None:
+        """Make a released copy usable again (mount it); a no-op when it is."""
+        ...
+
+    def release(self, copy: TaskCopy) -> None:
+        """Let go of what a copy holds while no attempt runs in it (its mount); its
+        files stay and :meth:`reopen` brings it back."""
+        ...
 
     def remove(self, copy: TaskCopy) -> None: ...
+
+    def disk_usage(self, copy: TaskCopy) -> int:
+        """Bytes the copy uses on its own (not counting a shared base)."""
+        ...
 
 
 def _mirror_env(mirror: Path, work_tree: Path, index: Path) -> dict[str, str]:
@@ -219,32 +240,71 @@ class CheckoutCopies:
         dest.mkdir(parents=True, exist_ok=False)
         env = _mirror_env(snapshot.mirror, dest, index)
         gitops.run(["read-tree", snapshot.tree], cwd=dest, env=env)
-        gitops.run(["checkout-index", "--all", "--force"], cwd=dest, env=env)
-        # Refresh stat data so that the first diff only rehashes what the agent touched.
-        gitops.run(["update-index", "-q", "--refresh"], cwd=dest, env=env)
-        _init_copy_git(snapshot, dest, index)
+        # --index records stat data, so the first diff only rehashes what changed.
+        gitops.run(["checkout-index", "--all", "--force", "--index"], cwd=dest, env=env)
+        init_copy_git(snapshot, dest, index)
         return TaskCopy(dest, index, self.kind)
 
+    def reopen(self, copy: TaskCopy) -> None:
+        return None
+
+    def release(self, copy: TaskCopy) -> None:
+        return None
+
     def remove(self, copy: TaskCopy) -> None:
-        _make_removable(copy.path)
+        make_removable(copy.path)
         shutil.rmtree(copy.path, ignore_errors=True)
         copy.index.unlink(missing_ok=True)
 
+    def disk_usage(self, copy: TaskCopy) -> int:
+        return tree_bytes(copy.path)
 
-def _init_copy_git(snapshot: Snapshot, dest: Path, index: Path) -> None:
+
+_COPY_GIT_CONFIG = """[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = false
+\tlogallrefupdates = true
+"""
+
+
+def init_copy_git(snapshot: Snapshot, dest: Path, index: Path) -> None:
     """Give the copy a small ``.git`` of its own: HEAD at the snapshot commit, objects
-    borrowed from the mirror, and an index that matches the checked-out files."""
+    borrowed from the mirror, and an index that matches the checked-out files. Written
+    directly (what ``git init --template=`` makes) to spare a process."""
     git_dir = dest / ".git"
-    gitops.run(["init", "--quiet", "--template=", str(dest)], env=gitops.ISOLATED)
-    (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (git_dir / "objects" / "info").mkdir(parents=True)
+    (git_dir / "objects" / "pack").mkdir()
+    (git_dir / "refs" / "heads").mkdir(parents=True)
+    (git_dir / "refs" / "tags").mkdir()
+    (git_dir / "config").write_text(_COPY_GIT_CONFIG, encoding="utf-8")
     (git_dir / "objects" / "info" / "alternates").write_text(
         f"{snapshot.mirror / 'objects'}\n", encoding="utf-8"
     )
     (git_dir / "HEAD").write_text(f"{snapshot.commit}\n", encoding="utf-8")
-    shutil.copyfile(index, git_dir / "index")
+    shutil.copy2(index, git_dir / "index")
 
 
-def _make_removable(path: Path) -> None:
+def tree_bytes(root: Path) -> int:
+    """Bytes allocated to the files and folders under ``root`` (hard links once)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += st.st_blocks * 512
+    return total
+
+
+def make_removable(path: Path) -> None:
     """The agent may have left read-only folders behind; make them writable again."""
     if not path.exists():
         return
@@ -350,9 +410,15 @@ def read_blob(mirror: Path, tree: str, path: str) -> bytes | None:
 
 def read_blobs(mirror: Path, specs: list[tuple[str, str]]) -> list[bytes | None]:
     """Read many ``(tree, path)`` blobs with one ``git cat-file --batch`` process."""
-    if not specs:
+    return read_objects(mirror, [f"{tree}:{path}" for tree, path in specs])
+
+
+def read_objects(mirror: Path, names: list[str]) -> list[bytes | None]:
+    """Read many blobs named by object id or ``tree:path`` with one ``git cat-file
+    --batch`` process; None for a name that is missing or not a blob."""
+    if not names:
         return []
-    request = "".join(f"{tree}:{path}\n" for tree, path in specs).encode("utf-8", "surrogateescape")
+    request = "".join(f"{name}\n" for name in names).encode("utf-8", "surrogateescape")
     out = gitops.run_bytes(
         ["cat-file", "--batch"],
         env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
@@ -360,7 +426,7 @@ def read_blobs(mirror: Path, specs: list[tuple[str, str]]) -> list[bytes | None]
     )
     results: list[bytes | None] = []
     pos = 0
-    for _ in specs:
+    for _ in names:
         end = out.index(b"\n", pos)
         header = out[pos:end].split(b" ")
         pos = end + 1

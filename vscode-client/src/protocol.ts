@@ -15,6 +15,7 @@ export interface ApplyResult {
   conflicts?: string[];
   reason?: string | null;
   files?: string[];
+  merged?: string[];
 }
 export interface Attempt {
   attempt: number;
@@ -71,6 +72,15 @@ export interface Usage {
   outputTokens?: number;
   cachedTokens?: number;
   costUsd?: number | null;
+}
+export interface CreateBranchParams {
+  taskId: string;
+  attempt?: number | null;
+  branch?: string | null;
+}
+export interface CreateBranchResult {
+  branch: string;
+  commit: string;
 }
 export interface DelegateParams {
   prompt: string;
@@ -189,6 +199,7 @@ export interface Commands {
   "errand.cancel": { params: TaskRef; result: Empty };
   "errand.followUp": { params: FollowUpParams; result: DelegateResult };
   "errand.discard": { params: TaskRef; result: Empty };
+  "errand.createBranch": { params: CreateBranchParams; result: CreateBranchResult };
 }
 
 export type CommandName = keyof Commands;

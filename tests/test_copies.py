@@ -1,0 +1,361 @@
+"""Task copies of every kind, on real filesystems: overlay (the default as root), reflink
+(on a loop-mounted XFS, the kind a btrfs/XFS user gets) and the checkout fallback.
+
+Each test snapshots a repository with every sort of uncommitted change, makes a copy,
+checks that the copy shows exactly what the user sees and that ``git`` inside it is
+clean, edits the copy the way an agent would, records the diff, and removes the copy
+without leaving a mount or a file behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import git, make_repo, tree_fingerprint
+from errand import copies, workspace
+from errand.copies import CopyManager, choose_provider, collect_garbage, mounts_under
+
+REPO = {
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "script.sh": "#!/bin/sh\necho hi\n",
+    "gone/only.txt": "this folder disappears\n",
+    "thing": "a file that becomes a folder\n",
+    "dir2/a.txt": "a folder that becomes a file\n",
+    "keep/deep/file.txt": "untouched\n",
+    ".gitignore": "*.log\n",
+}
+
+
+def user_repo(tmp_path: Path) -> Path:
+    """A repository with staged, unstaged, untracked, deleted, type-changed, mode-changed
+    and symlinked paths, and an ignored file."""
+    repo = make_repo(tmp_path / "repo", REPO)
+    for i in range(50):
+        (repo / "many").mkdir(exist_ok=True)
+        (repo / "many" / f"f{i}.txt").write_text(f"{i}\n")
+    git(repo, "add", "many")
+    git(repo, "commit", "-qm", "many")
+    (repo / "calc.py").write_text("def add(a, b):\n    return a - b  # unstaged\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+    (repo / "gone" / "only.txt").unlink()
+    (repo / "gone").rmdir()
+    (repo / "thing").unlink()
+    (repo / "thing").mkdir()
+    (repo / "thing" / "inner.txt").write_text("now a folder\n")
+    (repo / "dir2" / "a.txt").unlink()
+    (repo / "dir2").rmdir()
+    (repo / "dir2").write_text("now a file\n")
+    (repo / "script.sh").chmod(0o755)
+    os.symlink("calc.py", repo / "link")
+    (repo / "debug.log").write_text("ignored\n")
+    return repo
+
+
+def visible(root: Path) -> dict[str, str]:
+    """What a person sees in ``root``: every file (not ignored, not .git) with its
+    content, symlink target and executable bit; and every folder."""
+    seen: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel == ".git" or rel.startswith(".git/") or rel.endswith(".log"):
+            continue
+        if path.is_symlink():
+            seen[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            seen[rel] = "dir"
+        else:
+            mode = "x" if path.stat().st_mode & stat.S_IXUSR else "-"
+            seen[rel] = mode + path.read_text()
+    return seen
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def agent_edits(copy: Path) -> None:
+    (copy / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (copy / "keep" / "deep" / "file.txt").unlink()
+    (copy / "docs").mkdir()
+    (copy / "docs" / "usage.md").write_text("# usage\n")
+    (copy / "many" / "f3.txt").write_text("three\n")
+    (copy / "__pycache__").mkdir()
+    (copy / "__pycache__" / "calc.cpython-311.pyc").write_bytes(b"\0cache")
+
+
+EXPECTED_CHANGES = {
+    ("calc.py", "modified"),
+    ("keep/deep/file.txt", "deleted"),
+    ("docs/usage.md", "added"),
+    ("many/f3.txt", "modified"),
+}
+
+
+def mount_lines(data_dir: Path) -> list[str]:
+    text = Path("/proc/self/mountinfo").read_text()
+    return [line for line in text.splitlines() if str(data_dir) in line]
+
+
+def exercise(manager: CopyManager, repo: Path, data_dir: Path, kind: str) -> workspace.TaskCopy:
+    """The whole life of one copy; returns it after removal for further checks."""
+    before = tree_fingerprint(repo)
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "t1-1")
+    assert copy.kind == kind, copy.reason
+    assert copy.reason
+    assert visible(copy.path) == visible(repo)
+    # git inside the copy: HEAD is the snapshot, nothing is modified yet.
+    assert run_git(copy.path, "status", "--porcelain") == ""
+    assert run_git(copy.path, "rev-parse", "HEAD").strip() == snapshot.commit
+    # An unchanged copy records an empty diff.
+    assert workspace.record_result(snapshot, copy).files == []
+
+    agent_edits(copy.path)
+    status = run_git(copy.path, "status", "--porcelain", "--untracked-files=all")
+    assert " M calc.py" in status and " D keep/deep/file.txt" in status
+    assert "?? docs/usage.md" in status
+    result = workspace.record_result(snapshot, copy)
+    assert {(f.path, f.change) for f in result.files} == EXPECTED_CHANGES
+    assert "+    return a + b" in result.diff
+    assert "__pycache__" not in result.diff
+    assert manager.disk_usage(copy) > 0
+
+    manager.remove(copy)
+    assert not copy.path.exists() and not copy.index.exists()
+    assert mounts_under(data_dir) == [] and mount_lines(data_dir) == []
+    assert [p.name for p in (data_dir / "copies").iterdir()] == []
+    # The user's repository was never written.
+    assert tree_fingerprint(repo) == before
+    return copy
+
+
+def test_overlay_is_the_default_as_root(tmp_path: Path) -> None:
+    assert os.geteuid() == 0, "these tests run as root, like CI"
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="auto")
+    assert manager.kind == "overlay", manager.reason
+    assert "overlay" in manager.reason
+    exercise(manager, repo, data_dir, "overlay")
+    # The base stays, warm for the next task, and holds the HEAD commit's files only.
+    (base,) = [p for p in (data_dir / "bases").glob("*/*") if p.is_dir()]
+    assert (base / "thing").is_file() and not (base / "untracked.txt").exists()
+
+
+def test_overlay_copy_is_mounted_only_while_in_use(tmp_path: Path) -> None:
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="overlay")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "t1-1")
+    assert os.path.ismount(copy.path)
+    (copy.path / "calc.py").write_text("edited\n")
+    manager.release(copy)
+    assert not os.path.ismount(copy.path) and list(copy.path.iterdir()) == []
+    assert mount_lines(data_dir) == []
+    manager.reopen(copy)
+    manager.reopen(copy)  # idempotent
+    assert (copy.path / "calc.py").read_text() == "edited\n"
+    assert len(mounts_under(data_dir)) == 1
+    result = workspace.record_result(snapshot, copy)
+    assert [(f.path, f.change) for f in result.files] == [("calc.py", "modified")]
+    # A second copy of the same snapshot shares the base and sees none of the first's edits.
+    other = manager.create(snapshot, data_dir / "copies" / "t2-1")
+    assert (other.path / "calc.py").read_text() == (repo / "calc.py").read_text()
+    assert len(list((data_dir / "bases").glob("*/*.index"))) == 1
+    manager.remove(copy)
+    manager.remove(other)
+    assert mount_lines(data_dir) == []
+
+
+def test_checkout_fallback(tmp_path: Path) -> None:
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="checkout")
+    assert manager.chain == ["checkout"]
+    assert "ERRAND_COPIES=checkout" in manager.reason
+    exercise(manager, repo, data_dir, "checkout")
+
+
+def test_reflink_falls_back_to_checkout_on_ext4(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert copies.filesystem_type(tmp_path) == "ext4"
+    manager = choose_provider(data_dir, prefer="reflink")
+    assert manager.chain == ["checkout"]
+    assert "no reflink: ext4 under the data folder has no reflinks" in manager.reason
+
+
+@pytest.fixture
+def xfs(tmp_path: Path) -> Iterator[Path]:
+    """A small XFS filesystem (reflinks on) mounted from a sparse file."""
+    image = tmp_path / "xfs.img"
+    with image.open("wb") as f:
+        f.truncate(320 << 20)
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
+    point = tmp_path / "xfs"
+    point.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(point)], check=True)
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def test_reflink_copy_on_xfs(tmp_path: Path, xfs: Path) -> None:
+    repo = user_repo(tmp_path)
+    data_dir = xfs / "data"
+    manager = choose_provider(data_dir, prefer="reflink")
+    assert manager.kind == "reflink", manager.reason
+    assert "xfs" in manager.reason
+    exercise(manager, repo, data_dir, "reflink")
+
+
+def test_overlay_failure_falls_back_with_the_reason(tmp_path: Path) -> None:
+    # Overlay mount options can't carry a comma, so this data folder can't be overlaid,
+    # and ext4 has no reflinks: the copy is a checkout and says why.
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data,odd"
+    chosen = choose_provider(data_dir)
+    assert chosen.chain == ["checkout"]
+    assert "no overlay" in chosen.reason and "no reflink" in chosen.reason
+    forced = CopyManager(["overlay", "reflink", "checkout"], "forced for the test")
+    copy = exercise(forced, repo, data_dir, "checkout")
+    assert copy.kind == "checkout"
+
+
+def test_fallback_reason_is_recorded_on_the_copy(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    data_dir = tmp_path / "data,odd"
+    forced = CopyManager(["overlay", "reflink", "checkout"], "forced")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = forced.create(snapshot, data_dir / "copies" / "t1-1")
+    assert copy.kind == "checkout"
+    assert copy.reason.startswith("reflink copy failed: ")
+    assert copy.reason.endswith("fell back to checkout")
+    forced.remove(copy)
+
+
+def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "first.txt").write_text("first\n")
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="overlay")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "a-1")
+    assert visible(copy.path) == {"first.txt": "-first\n"}
+    manager.remove(copy)
+    # After a commit, the nearest cached base is reused: no second base is built.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    (repo / "second.txt").write_text("second\n")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "b-1")
+    assert visible(copy.path) == visible(repo)
+    assert len(list((data_dir / "bases").glob("*/*.index"))) == 1
+    manager.remove(copy)
+
+
+def test_garbage_collection(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="overlay")
+    first = workspace.take_snapshot(repo, data_dir)
+    kept = manager.create(first, data_dir / "copies" / "kept-1")
+    orphan = manager.create(first, data_dir / "copies" / "orphan-1")
+    # Many commits later the old base is too far away, so a new base is built.
+    for i in range(copies.NEAR_BASE_MAX_CHANGES + 1):
+        (repo / f"n{i}.txt").write_text(f"{i}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "big")
+    second = workspace.take_snapshot(repo, data_dir)
+    newer = manager.create(second, data_dir / "copies" / "newer-1")
+    assert len(list((data_dir / "bases").glob("*/*.index"))) == 2
+
+    # Within the grace period nothing is touched.
+    report = collect_garbage(data_dir, [kept.path, newer.path], mounted=[newer.path])
+    assert report == copies.GarbageReport([], [], [])
+
+    # Past it: idle copies are unmounted, the orphan goes; the old base stays (kept uses it).
+    report = collect_garbage(data_dir, [kept.path, newer.path], mounted=[newer.path], grace_s=0)
+    assert set(report.unmounted) == {kept.path, orphan.path}
+    assert {p.name for p in report.removed_copies} == {
+        "orphan-1",
+        "orphan-1.layers",
+        "orphan-1.index",
+    }
+    assert report.removed_bases == []
+    assert mounts_under(data_dir) == [newer.path]
+
+    # Once kept is discarded, its base is stale: the newest base stays warm.
+    manager.remove(kept)
+    report = collect_garbage(data_dir, [newer.path], mounted=[newer.path], grace_s=0)
+    assert [p.name for p in report.removed_bases] == [first.head]
+    (left,) = [p for p in (data_dir / "bases").glob("*/*") if p.is_dir()]
+    assert left.name == second.head
+    manager.remove(newer)
+    assert mount_lines(data_dir) == []
+
+
+def test_choice_is_logged(tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level("INFO", logger="errand.copies")
+    choose_provider(tmp_path / "data", prefer="auto")
+    assert any("task copies: overlayfs" in r.getMessage() for r in caplog.records)
+
+
+def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
+    import asyncio
+
+    from docker_image import engine_or_skip, ensure_test_image
+    from errand.sandbox import Limits, SandboxSpec, open_sandbox
+
+    client = engine_or_skip()
+    tag = ensure_test_image(client)
+    repo = make_repo(tmp_path / "repo", {"calc.py": "x = 1\n", "b.txt": "b\n"})
+    (repo / "calc.py").write_text("x = 2\n")
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="overlay")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "d-1")
+
+    async def go() -> str:
+        old = os.environ.get("ERRAND_DOCKER_IMAGE")
+        os.environ["ERRAND_DOCKER_IMAGE"] = tag
+        try:
+            sb = await open_sandbox(
+                "docker", SandboxSpec(root=copy.path, limits=Limits(timeout_s=60))
+            )
+        finally:
+            if old is None:
+                os.environ.pop("ERRAND_DOCKER_IMAGE", None)
+            else:
+                os.environ["ERRAND_DOCKER_IMAGE"] = old
+        try:
+            r = await sb.run(
+                "git status --porcelain && cat calc.py && echo new > n.txt && rm b.txt"
+            )
+            assert r.exit_code == 0, r.output
+            return r.output
+        finally:
+            await sb.close()
+
+    assert asyncio.run(go()) == "x = 2\n"
+    result = workspace.record_result(snapshot, copy)
+    assert {(f.path, f.change) for f in result.files} == {("n.txt", "added"), ("b.txt", "deleted")}
+    manager.remove(copy)
+    assert mount_lines(data_dir) == []
