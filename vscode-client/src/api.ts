@@ -57,6 +57,9 @@ export class ErrandApi {
   discard(taskId: string) {
     return this.call("errand.discard", { taskId });
   }
+  createBranch(params: Commands["errand.createBranch"]["params"]) {
+    return this.call("errand.createBranch", params);
+  }
   followUp(taskId: string, prompt: string) {
     return this.call("errand.followUp", { taskId, prompt });
   }

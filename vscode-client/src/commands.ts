@@ -327,6 +327,35 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
         await applyFiles(deps, target);
       }
     },
+    "errand.createBranchFromTask": async (arg) => {
+      const target = await resolve(deps, arg, withDiff, "Commit which task to a new branch?", "no finished task has changes to commit.");
+      if (!target) {
+        return;
+      }
+      const attempt = await chooseAttempt(deps, target, "Create branch");
+      if (attempt === null) {
+        return;
+      }
+      const title = titleOf(deps, target.taskId);
+      const branch = await vscode.window.showInputBox({
+        title: `errand: Create Branch from \u201c${title}\u201d`,
+        prompt: "Commits the task's changes onto HEAD as a new local branch. Your working tree, index and current branch stay as they are.",
+        placeHolder: "branch name (leave empty for errand/<title>-<task id>)",
+        ignoreFocusOut: true,
+        validateInput: (value) => (/\s/.test(value.trim()) ? "A branch name has no spaces." : undefined),
+      });
+      if (branch === undefined) {
+        return;
+      }
+      const result = await deps.api.createBranch({
+        taskId: target.taskId,
+        ...(attempt !== undefined ? { attempt } : {}),
+        ...(branch.trim() !== "" ? { branch: branch.trim() } : {}),
+      });
+      void vscode.window.showInformationMessage(
+        `errand: committed \u201c${title}\u201d to branch ${result.branch} (${result.commit.slice(0, 10)}). Your working tree is unchanged.`,
+      );
+    },
     "errand.discardTask": async (arg) => {
       const target = await resolve(deps, arg, any, "Discard which task?", "no tasks to discard.");
       if (!target) {

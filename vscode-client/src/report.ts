@@ -13,7 +13,7 @@ export interface LinkBuilder {
   action?(name: ReportAction, attempt: number): string | undefined;
 }
 
-export type ReportAction = "previewDiff" | "apply" | "applyFiles" | "followUp" | "showLog" | "discard";
+export type ReportAction = "previewDiff" | "apply" | "applyFiles" | "createBranch" | "followUp" | "showLog" | "discard";
 
 /** `【F:src/a.py†L10-L20】` and `【chunk_3†L2】`, as the agent writes them. */
 const CITATION = /【([^†】]+)†L(\d+)(?:-L?(\d+))?】/g;
@@ -82,6 +82,7 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
             ["previewDiff", "$(diff) Preview diff"],
             ["apply", "Apply"],
             ["applyFiles", "Apply files\u2026"],
+            ["createBranch", "Create branch\u2026"],
             ["followUp", "Follow up\u2026"],
             ["showLog", "Log"],
           ]

@@ -14,6 +14,7 @@ export const REPORT_COMMANDS = [
   "errand.previewDiff",
   "errand.applyTask",
   "errand.applyFiles",
+  "errand.createBranchFromTask",
   "errand.followUpTask",
   "errand.showLog",
 ] as const;
@@ -27,6 +28,7 @@ export function reportLinks(taskId: string): LinkBuilder {
     previewDiff: "errand.previewDiff",
     apply: "errand.applyTask",
     applyFiles: "errand.applyFiles",
+    createBranch: "errand.createBranchFromTask",
     followUp: "errand.followUpTask",
     showLog: "errand.showLog",
     discard: undefined,

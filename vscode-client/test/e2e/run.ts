@@ -454,6 +454,26 @@ async function main(): Promise<void> {
       await screenshot(p, "diff-preview.png");
     });
 
+    await step("create a branch from the task, leaving the working tree alone", async () => {
+      await runCommand(p, "errand: Create Branch\u2026");
+      await quickInputVisible(p);
+      await p.keyboard.press("Enter");
+      const widget = await quickInputVisible(p);
+      await widget.locator("text=Commits the task's changes onto HEAD").waitFor({ timeout: 10_000 });
+      await p.keyboard.type("errand/cart-fix");
+      await p.keyboard.press("Enter");
+      await p.locator(".notifications-toasts", { hasText: "to branch errand/cart-fix" }).waitFor({ timeout: 60_000 });
+      const show = execFileSync("git", ["show", "errand/cart-fix:shop/cart.py"], { cwd: repo, encoding: "utf8" });
+      if (!show.includes(FIXED_LINE)) {
+        throw new Error("the branch does not hold the fix");
+      }
+      const status = execFileSync("git", ["status", "--porcelain"], { cwd: repo, encoding: "utf8" });
+      if (status.trim() !== "" || readFileSync(path.join(repo, "shop", "cart.py"), "utf8").includes(FIXED_LINE)) {
+        throw new Error(`creating the branch touched the working tree: ${status}`);
+      }
+      await runCommand(p, "Notifications: Clear All Notifications");
+    });
+
     await step("apply from the palette and check the files on disk", async () => {
       await runCommand(p, "errand: Apply");
       await quickInputVisible(p);

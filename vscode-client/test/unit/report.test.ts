@@ -91,6 +91,7 @@ test("the report: summary first, then files, checks table and usage", () => {
   assert.match(md, /\| \u2717 \*\*failed\*\* \| `ruff check \.` \| 1 \| 0\.2s \|/);
   assert.match(md, /12,345 input tokens \(1,000 cached\) \u00b7 678 output tokens \u00b7 4 steps/);
   assert.match(md, /\[Preview diff\]\(action:previewDiff\/1\)/);
+  assert.match(md, /\[Create branch\u2026\]\(action:createBranch\/1\)/);
 });
 
 test("an ask task has no diff actions and says when no checks ran", () => {
