@@ -31,6 +31,8 @@ export interface Attempt {
   steps?: number;
   sandbox?: string | null;
   workspaceKind?: string | null;
+  workspaceReason?: string | null;
+  workspaceBytes?: number | null;
   startedAt?: string | null;
   finishedAt?: string | null;
 }
