@@ -359,3 +359,59 @@ def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
     assert {(f.path, f.change) for f in result.files} == {("n.txt", "added"), ("b.txt", "deleted")}
     manager.remove(copy)
     assert mount_lines(data_dir) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio(loop_scope="function")
+async def test_server_uses_overlay_and_reports_it(tmp_path: Path, replay: Any) -> None:
+    from lsp_harness import start_client, stop_client
+
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data"
+    turns: list[dict[str, Any]] = [
+        {"tool_calls": [{"name": "shell", "arguments": {"command": "git status --porcelain"}}]},
+        {
+            "tool_calls": [
+                {"name": "shell", "arguments": {"command": "echo fixed > calc.py && rm link"}}
+            ]
+        },
+        {"content": "Done."},
+    ]
+    server = replay({"name": "edit", "turns": turns})
+    env = {
+        "OPENAI_BASE_URL": server.url,
+        "OPENAI_API_KEY": "sk-test-not-a-secret",
+        "ERRAND_MODEL": "edit",
+        "ERRAND_API": "chat",
+        "ERRAND_SANDBOX": "bwrap",
+        "ERRAND_DATA_DIR": str(data_dir),
+    }
+    client, lsp = await start_client(folder=repo, env=env)
+    try:
+        result = await client.command("errand.delegate", {"prompt": "edit"})
+        task_id = result["taskId"]
+        assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
+        task = (await client.command("errand.getTask", {"taskId": task_id}))["task"]
+        (attempt,) = task["attempts"]
+        assert attempt["workspaceKind"] == "overlay"
+        assert attempt["workspaceReason"].startswith("overlayfs over a cached base checkout")
+        assert attempt["workspaceBytes"] > 0
+        output = "".join(
+            e.get("text") or "" for e in client.task_logs if e.get("chunkId") == "c1-1"
+        )
+        assert output.strip() == ""  # git status inside the sandbox: nothing changed yet
+        assert {(f["path"], f["change"]) for f in attempt["files"]} == {
+            ("calc.py", "modified"),
+            ("link", "deleted"),
+        }
+        # The attempt ended, so its copy is no longer mounted, but it is kept.
+        assert mount_lines(data_dir) == []
+        copy_path = data_dir / "copies" / f"{task_id}-1"
+        assert (data_dir / "copies" / f"{task_id}-1.layers" / "upper" / "calc.py").exists()
+
+        await client.command("errand.discard", {"taskId": task_id})
+        assert not copy_path.exists()
+        assert not (data_dir / "copies" / f"{task_id}-1.layers").exists()
+        assert mount_lines(data_dir) == []
+    finally:
+        await stop_client(lsp)
