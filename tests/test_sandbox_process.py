@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -181,3 +184,42 @@ def test_output_kill_cap_boundary(tmp_path: Path, size: int, killed: bool) -> No
         assert (result.exit_code, result.killed_reason) == (137, "output cap")
     else:
         assert (result.exit_code, result.killed_reason) == (TIMEOUT_EXIT_CODE, "timeout")
+
+
+ORPHAN_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from errand.sandbox import Limits, SandboxSpec, open_sandbox
+
+async def main():
+    sb = await open_sandbox("none", SandboxSpec(root=Path(sys.argv[1]), limits=Limits()))
+    await sb.run(f"exec -a {sys.argv[2][::-1]} sleep 300")  # not in our own argv
+
+asyncio.run(main())
+"""
+
+
+def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path: Path) -> None:
+    from errand.sandbox import cgroup
+
+    support = cgroup.detect()
+    if support is None:
+        pytest.skip("no per-command cgroups here (needs root and a writable cgroup hierarchy)")
+    token = f"errand-orphan-{uuid.uuid4().hex[:8]}"
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path), token[::-1]])
+    try:
+        deadline = time.monotonic() + 60
+        while not pids_with(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pids_with(token), "the command never started"
+    finally:
+        server.kill()
+        server.wait()
+    # The none backend has no parent-death signal: the command outlives its server.
+    assert pids_with(token)
+    cgroup._reap_stale(support.pids)
+    deadline = time.monotonic() + 10
+    while pids_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pids_with(token) == []
+    assert not list(support.pids.glob(f"errand-{server.pid}-*"))

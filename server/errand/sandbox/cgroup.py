@@ -18,6 +18,7 @@ import itertools
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,12 +62,33 @@ def _prepare(parent: Path) -> Path | None:
 
 
 def _reap_stale(folder: Path) -> None:
-    """Remove empty per-command cgroups left by servers that are gone."""
+    """Kill what is left in the per-command cgroups of servers that are gone, and remove
+    those cgroups. A server killed at the very moment it spawned a command can leave the
+    command running (before bwrap had set its parent-death signal); this ends it."""
     for child in folder.glob("errand-*"):
         pid = child.name.split("-")[1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            with contextlib.suppress(OSError):
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for _ in range(100):
+            try:
+                procs = [int(p) for p in (child / "cgroup.procs").read_text().split()]
+            except OSError:
+                break
+            if not procs:
+                break
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(proc, signal.SIGKILL)
+        for _ in range(50):
+            try:
                 child.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)  # the kernel is still reaping the killed processes
+        else:
+            log.warning("could not remove stale cgroup %s", child)
 
 
 @cache
