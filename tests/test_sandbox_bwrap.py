@@ -100,6 +100,18 @@ def test_exit_codes(places: Places) -> None:
     assert run(go()) == [0, 7, 137, 1]
 
 
+@pytest.mark.parametrize("kind", ["bwrap", "none"])
+def test_commands_run_in_a_login_shell_that_keeps_the_servers_path(
+    places: Places, kind: str
+) -> None:
+    code, output = run(sh(places, "shopt -q login_shell && echo login; echo \"$PATH\"", kind))
+    assert code == 0
+    first, path = output.splitlines()
+    assert first == "login"
+    server_path = [p for p in os.environ["PATH"].split(":") if p.startswith("/")]
+    assert path.split(":") == server_path
+
+
 def test_streaming_output_in_order_and_merged(places: Places) -> None:
     chunks: list[str] = []
     command = "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; sleep 0.05; done; printf 'é\\n'"

@@ -21,8 +21,8 @@ Layout inside the sandbox (built fresh for every command):
   namespaces are disabled, every capability is dropped, ``--new-session`` stops TIOCSTI
   and ``--die-with-parent`` ties the sandbox to the server.
 * The environment is an allowlist (:func:`errand.sandbox.process.sandbox_env`).
-* The command runs as ``bash -c`` — not ``-l``: a login shell sources ``/etc/profile``,
-  which on Debian resets ``PATH`` and drops the project's toolchain.
+* The command runs as ``bash -lc`` with the sandbox's ``PATH`` restored after the login
+  profile (:func:`errand.sandbox.process.shell_argv`).
 
 Caps: wall time, output and process-group kill come from :mod:`errand.sandbox.process`;
 ``prlimit`` inside the sandbox sets RLIMIT_DATA/FSIZE/NPROC (NPROC counts per user
@@ -42,7 +42,13 @@ from pathlib import Path
 
 from errand.sandbox import cgroup
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import CommandRunner, object_alternates, rlimit_argv, sandbox_env
+from errand.sandbox.process import (
+    CommandRunner,
+    object_alternates,
+    rlimit_argv,
+    sandbox_env,
+    shell_argv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +238,7 @@ def bwrap_argv(
         argv += ["--ro-bind", str(alt), str(alt)]
     argv += ["--bind" if spec.writable else "--ro-bind", root, root, "--chdir", root, "--"]
     argv += rlimit_argv(limits)
-    argv += ["bash", "-c", command]
+    argv += shell_argv(command)
     return argv
 
 

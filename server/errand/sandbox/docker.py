@@ -18,7 +18,7 @@ The container:
   removed on :meth:`DockerSandbox.close`, and removed by :func:`reap_orphans` at the next
   start if a server crashed before closing it.
 
-Each command runs as ``docker exec … bash -c <command>`` through
+Each command runs as ``docker exec … bash -lc <command>`` through
 :func:`errand.sandbox.process.run_process`, i.e. the ``docker`` CLI rather than the SDK's
 ``exec_run``: the CLI streams output as it comes and returns the command's own exit code
 (128+N when killed by signal N), and it is an ordinary child process for the timeout and
@@ -57,6 +57,7 @@ from errand.sandbox.process import (
     object_alternates,
     run_process,
     sandbox_env,
+    shell_argv,
 )
 
 log = logging.getLogger(__name__)
@@ -222,9 +223,7 @@ class DockerSandbox:
                 "-w",
                 str(self.spec.root),
                 self.container.id,
-                "bash",
-                "-c",
-                command,
+                *shell_argv(command),
             ]
             try:
                 result = await run_process(

@@ -19,7 +19,7 @@ import os
 import shutil
 
 from errand.sandbox.base import ExecResult, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import CommandRunner, rlimit_argv, sandbox_env
+from errand.sandbox.process import CommandRunner, rlimit_argv, sandbox_env, shell_argv
 
 WARNING = "unsandboxed: ERRAND_SANDBOX=none runs the agent's commands directly on this machine"
 
@@ -53,7 +53,7 @@ class NoneSandbox:
         limits = self.spec.limits
         if nproc is not None:
             limits = dataclasses.replace(limits, max_processes=nproc)
-        return [*rlimit_argv(limits, nproc=nproc is not None), "bash", "-c", command]
+        return [*rlimit_argv(limits, nproc=nproc is not None), *shell_argv(command)]
 
     async def run(
         self,

@@ -272,6 +272,16 @@ async def run_process(
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+SANDBOX_PATH_VAR = "ERRAND_SANDBOX_PATH"
+
+
+def shell_argv(command: str) -> list[str]:
+    """``bash -lc`` as the agent contract says, with the sandbox's ``PATH`` restored
+    after the login profile: Debian's ``/etc/profile`` resets ``PATH`` and would drop
+    the project's toolchain."""
+    return ["bash", "-lc", f'PATH="${{{SANDBOX_PATH_VAR}:-$PATH}}"\n{command}']
+
+
 def sandbox_env(extra: Mapping[str, str], *, home: str, path: str | None = None) -> dict[str, str]:
     """The whole environment of a sandboxed command: a fixed allowlist plus ``extra``.
 
@@ -284,6 +294,7 @@ def sandbox_env(extra: Mapping[str, str], *, home: str, path: str | None = None)
     clean_path = ":".join(p for p in path.split(":") if p.startswith("/")) or DEFAULT_PATH
     env = {
         "PATH": clean_path,
+        SANDBOX_PATH_VAR: clean_path,
         "HOME": home,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
