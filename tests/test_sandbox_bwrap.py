@@ -19,6 +19,7 @@ import pytest
 
 from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, bwrap, open_sandbox
 from errand.sandbox.process import CUT_MARKER, TIMEOUT_EXIT_CODE
+from processes import processes_gone
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None and os.environ.get("CI") != "true",
@@ -104,7 +105,7 @@ def test_exit_codes(places: Places) -> None:
 def test_commands_run_in_a_login_shell_that_keeps_the_servers_path(
     places: Places, kind: str
 ) -> None:
-    code, output = run(sh(places, "shopt -q login_shell && echo login; echo \"$PATH\"", kind))
+    code, output = run(sh(places, 'shopt -q login_shell && echo login; echo "$PATH"', kind))
     assert code == 0
     first, path = output.splitlines()
     assert first == "login"
@@ -194,7 +195,7 @@ def test_timeout_kills_the_whole_tree(places: Places) -> None:
 
     assert run(go()) == (TIMEOUT_EXIT_CODE, True, "timeout")
     assert len(seen_running) >= 2  # the probe sees both grandchildren while they run
-    assert pids_with(token) == []
+    assert processes_gone(pids_with, token)
 
 
 def test_cancellation_kills_everything_then_propagates(places: Places) -> None:
@@ -215,7 +216,7 @@ def test_cancellation_kills_everything_then_propagates(places: Places) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert pids_with(token) == []
+        assert processes_gone(pids_with, token)
         await sb.close()
 
     run(go())
@@ -239,7 +240,7 @@ def test_close_kills_running_commands(places: Places) -> None:
         return r.exit_code, r.killed_reason
 
     assert run(go()) == (137, "sandbox closed")
-    assert pids_with(token) == []
+    assert processes_gone(pids_with, token)
 
 
 # --- filesystem -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from errand.sandbox.process import (
     run_process,
     sandbox_env,
 )
+from processes import processes_gone
 
 T = TypeVar("T")
 
@@ -113,7 +114,7 @@ def test_an_exception_in_on_output_kills_the_command_and_propagates(tmp_path: Pa
     with pytest.raises(ValueError, match="sink broke"):
         run(run_process(argv, env=sandbox_env({}, home="/"), cwd=tmp_path,
                         limits=Limits(timeout_s=60), on_output=explode))  # fmt: skip
-    assert pids_with(token) == []
+    assert processes_gone(pids_with, token)
 
 
 def test_background_jobs_do_not_outlive_their_command(tmp_path: Path) -> None:
@@ -123,18 +124,18 @@ def test_background_jobs_do_not_outlive_their_command(tmp_path: Path) -> None:
         run_process(argv, env=sandbox_env({}, home="/"), cwd=tmp_path, limits=Limits(timeout_s=60))
     )
     assert result.exit_code == 0 and result.output == "started\n" and not result.timed_out
-    assert pids_with(token) == []
+    assert processes_gone(pids_with, token)
 
 
 def test_sandbox_env_is_an_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     monkeypatch.setenv("PATH", "/usr/bin:.:relative/bin::/bin")
     env = sandbox_env({"EXTRA": "x"}, home="/tmp/home")
-    assert env["PATH"] == "/usr/bin:/bin"
+    assert env["PATH"] == "/usr/bin:/bin" == env["ERRAND_SANDBOX_PATH"]
     assert env["HOME"] == "/tmp/home" and env["EXTRA"] == "x"
     assert "OPENAI_API_KEY" not in env
     assert set(env) == {"PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "PAGER",
-                        "GIT_PAGER", "EXTRA"}  # fmt: skip
+                        "GIT_PAGER", "ERRAND_SANDBOX_PATH", "EXTRA"}  # fmt: skip
 
 
 def test_object_alternates_are_followed_transitively(tmp_path: Path) -> None:
@@ -166,7 +167,7 @@ def test_none_backend_runs_on_the_host_with_caps(
         assert (tmp_path / "f").read_text() == "made\n"
         r = await sb.run(f"(exec -a {token} sleep 300) & sleep 300", timeout_s=2)
         assert (r.exit_code, r.timed_out, r.killed_reason) == (TIMEOUT_EXIT_CODE, True, "timeout")
-        assert pids_with(token) == []
+        assert processes_gone(pids_with, token)
         r = await sb.run("ulimit -v; ulimit -d; ulimit -f")
         assert r.output.split() == ["unlimited", str((2 << 30) // 1024), str((1 << 30) // 1024)]
         await sb.close()
@@ -221,5 +222,5 @@ def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path:
     deadline = time.monotonic() + 10
     while pids_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert pids_with(token) == []
+    assert processes_gone(pids_with, token)
     assert not list(support.pids.glob(f"errand-{server.pid}-*"))
