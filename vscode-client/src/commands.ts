@@ -167,15 +167,15 @@ async function apply(deps: CommandDeps, target: Target, files?: string[]): Promi
   deps.diffs.forget(target.taskId);
   if (result.applied) {
     const count = result.files?.length ?? files?.length;
+    const merged = result.merged ?? [];
     void vscode.window.showInformationMessage(
-      `errand: applied \u201c${title}\u201d${count ? ` (${count} file${count === 1 ? "" : "s"})` : ""}.`,
+      `errand: applied \u201c${title}\u201d${count ? ` (${count} file${count === 1 ? "" : "s"})` : ""}.` +
+        (merged.length > 0 ? ` Merged with your own edits in ${merged.join(", ")}.` : ""),
     );
   } else if ((result.conflicts ?? []).length > 0) {
     const conflicts = result.conflicts ?? [];
     const choice = await vscode.window.showWarningMessage(
-      `errand: \u201c${title}\u201d was not applied. The workspace changed since the task started and ${conflicts.length} file${
-        conflicts.length === 1 ? "" : "s"
-      } conflict: ${conflicts.join(", ")}. Nothing was written.`,
+      `errand: \u201c${title}\u201d was not applied; nothing was written. ${conflicts.length === 1 ? "Conflict" : `${conflicts.length} conflicts`}: ${conflicts.join("; ")}`,
       "Preview Diff",
       "Follow Up\u2026",
     );

@@ -190,7 +190,7 @@ async function runCommand(page: Page, label: string): Promise<void> {
   await input.waitFor({ state: "visible", timeout: 15_000 });
   await input.fill(`>${label}`);
   // Click the row whose label is exactly `label` (fuzzy matching lists look-alikes too).
-  const rows = page.locator(".quick-input-widget .monaco-list-row");
+  const rows = page.locator(".quick-input-widget .monaco-list-row >> visible=true");
   const exact = await waitFor(`the palette entry "${label}"`, 15_000, async () => {
     for (const row of await rows.all()) {
       const name = ((await row.locator(".label-name").first().textContent({ timeout: 500 })) ?? "").replace(/\s+/g, " ").trim();
@@ -207,6 +207,11 @@ async function quickInputVisible(page: Page): Promise<Locator> {
   const widget = page.locator(".quick-input-widget");
   await widget.waitFor({ state: "visible", timeout: 15_000 });
   return widget;
+}
+
+/** The visible quick-pick row showing `text` (hidden quick inputs keep their rows in the DOM). */
+function pickRow(page: Page, text: string): Locator {
+  return page.locator(".quick-input-widget .monaco-list-row >> visible=true", { hasText: text }).first();
 }
 
 function statusItem(page: Page): Locator {
@@ -523,12 +528,44 @@ async function main(): Promise<void> {
     await step("discard the question from the palette", async () => {
       await runCommand(p, "errand: Discard");
       await quickInputVisible(p);
-      const pick = p.locator(".quick-input-widget .monaco-list-row", { hasText: QUESTION }).first();
+      const pick = pickRow(p, QUESTION);
       await pick.click();
       await p.locator(".monaco-dialog-box").getByRole("button", { name: "Discard" }).click();
       await waitFor("the question to leave the task list", 30_000, async () =>
         (await p.locator(`.monaco-list-row[aria-label^="${QUESTION}"]`).count()) === 0 ? true : undefined,
       );
+    });
+
+    await step("a conflicting edit: preview warns, Apply refuses and says why", async () => {
+      const prompt = "Describe quantities in the README";
+      await runCommand(p, "errand: Delegate Task\u2026");
+      await quickInputVisible(p);
+      await p.keyboard.type(prompt);
+      await p.keyboard.press("Enter");
+      await p.locator(`.monaco-list-row[aria-label^="${prompt}"][aria-label*="Completed"]`).first().waitFor({ timeout: 120_000 });
+      const mine = "# shop\n\nA tiny shopping cart (my wording).\n";
+      writeFileSync(path.join(repo, "README.md"), mine);
+      await runCommand(p, "Notifications: Clear All Notifications");
+      await runCommand(p, "errand: Preview Diff");
+      await quickInputVisible(p);
+      await pickRow(p, prompt).click();
+      await p.locator(".notifications-toasts", { hasText: "README.md changed since" }).waitFor({ timeout: 30_000 });
+      await runCommand(p, "Notifications: Clear All Notifications");
+      await runCommand(p, "errand: Apply");
+      await quickInputVisible(p);
+      await pickRow(p, prompt).click();
+      const toast = p.locator(".notifications-toasts", { hasText: "was not applied" });
+      await toast.waitFor({ timeout: 60_000 });
+      const message = (await toast.textContent()) ?? "";
+      if (!message.includes("README.md") || !/nothing was written/i.test(message)) {
+        throw new Error(`unclear refusal: ${message}`);
+      }
+      if (readFileSync(path.join(repo, "README.md"), "utf8") !== mine) {
+        throw new Error("Apply overwrote the user's README");
+      }
+      await p.mouse.move(200, 600);
+      await p.waitForTimeout(800);
+      await screenshot(p, "apply-conflict.png");
     });
   } catch (error) {
     if (page) {
