@@ -10,14 +10,11 @@ the Basic Multilingual Plane counts 2. No range produced here ever starts or end
 
 from __future__ import annotations
 
-import bisect
 import difflib
-import operator
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, islice
+from itertools import accumulate
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -57,21 +54,28 @@ class FileChange:
 
 # One LSP line: content followed by its terminator, or a final unterminated remainder.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-# Characters that str.splitlines() treats as line breaks but LSP does not.
-_NON_LSP_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def _split_lines(text: str) -> list[str]:
     """Split ``text`` into LSP lines, each keeping its terminator."""
-    if _NON_LSP_BREAKS.search(text) is None:
-        return text.splitlines(keepends=True)  # same result, much faster
-    return _LINE.findall(text)
+    if (
+        "\v" in text
+        or "\f" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x85" in text
+        or "\u2028" in text
+        or "\u2029" in text
+    ):
+        return _LINE.findall(text)
+    return text.splitlines(keepends=True)  # same result when no other break is present
 
 
 def _utf16_len(s: str) -> int:
     if s.isascii():
         return len(s)
-    return len(s.encode("utf-16-le")) // 2
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _content_len(line: str) -> int:
@@ -83,14 +87,50 @@ def _content_len(line: str) -> int:
     return len(line)
 
 
+def _is_line_start(text: str, pos: int) -> bool:
+    """Whether ``pos`` starts a line (the end of the text counts as one)."""
+    if pos in (0, len(text)):
+        return True
+    before = text[pos - 1]
+    return before == "\n" or (before == "\r" and text[pos] != "\n")
+
+
+def _line_start_at_or_before(text: str, lo: int, pos: int) -> int:
+    """The last line start in ``[lo, pos]``; ``lo`` must be one."""
+    while pos > lo:
+        if _is_line_start(text, pos):
+            return pos
+        brk = max(text.rfind("\n", lo, pos), text.rfind("\r", lo, pos))
+        if brk < 0:
+            return lo
+        pos = brk + 1  # a line start unless it falls inside "\r\n"; then look further back
+        if _is_line_start(text, pos):
+            return pos
+        pos = brk
+    return lo
+
+
+def _line_start_at_or_after(text: str, pos: int, hi: int) -> int:
+    """The first line start in ``[pos, hi]``; ``hi`` must be one."""
+    if pos >= hi or _is_line_start(text, pos):
+        return min(pos, hi)
+    nl = text.find("\n", pos, hi)
+    cr = text.find("\r", pos, hi)
+    brk = min(nl, cr) if nl >= 0 and cr >= 0 else max(nl, cr)
+    if brk < 0:
+        return hi
+    if text[brk] == "\r" and brk + 1 < len(text) and text[brk + 1] == "\n":
+        return brk + 2
+    return brk + 1
+
+
 class _LineIndex:
-    """Offsets of a text's lines, for converting between offsets and LSP positions."""
+    """A text's lines, for converting LSP positions to offsets."""
 
-    __slots__ = ("lines", "starts", "text")
+    __slots__ = ("lines", "starts")
 
-    def __init__(self, text: str, lines: list[str] | None = None) -> None:
-        self.text = text
-        self.lines = _split_lines(text) if lines is None else lines
+    def __init__(self, text: str) -> None:
+        self.lines = _split_lines(text)
         # starts[i] is the offset of line i; the final entry is len(text). When the text is empty
         # or ends with a terminator, that final entry also starts the (empty) last LSP line.
         self.starts = [0, *accumulate(map(len, self.lines))]
@@ -102,151 +142,264 @@ class _LineIndex:
             return len(self.lines)
         return len(self.lines) + 1
 
-    def line_content(self, line: int) -> str:
-        if line == len(self.lines):
-            return ""
-        raw = self.lines[line]
-        return raw[: _content_len(raw)]
-
-    def position(self, offset: int) -> types.Position:
-        line = bisect.bisect_right(self.starts, offset) - 1
-        if line >= self.line_count:  # end of a text whose last line has no terminator
-            line = self.line_count - 1
-        start = self.starts[line]
-        return types.Position(line=line, character=_utf16_len(self.text[start:offset]))
-
     def offset(self, pos: types.Position) -> int:
         if not 0 <= pos.line < self.line_count:
             raise ValueError(f"line {pos.line} out of range (text has {self.line_count} lines)")
-        content = self.line_content(pos.line)
+        raw = self.lines[pos.line] if pos.line < len(self.lines) else ""
+        content = raw[: _content_len(raw)]
         start = self.starts[pos.line]
         if content.isascii():
             if not 0 <= pos.character <= len(content):
                 raise ValueError(f"character {pos.character} out of range on line {pos.line}")
             return start + pos.character
-        units = content.encode("utf-16-le")
-        if not 0 <= 2 * pos.character <= len(units):
-            raise ValueError(f"character {pos.character} out of range on line {pos.line}")
-        try:
-            prefix = units[: 2 * pos.character].decode("utf-16-le")
-        except UnicodeDecodeError:
-            raise ValueError(
-                f"character {pos.character} on line {pos.line} splits a surrogate pair"
-            ) from None
-        return start + len(prefix)
+        index = units = 0
+        while units < pos.character and index < len(content):
+            units += 2 if ord(content[index]) > 0xFFFF else 1
+            index += 1
+        if units != pos.character:
+            problem = "splits a surrogate pair" if units > pos.character else "is out of range"
+            raise ValueError(f"character {pos.character} on line {pos.line} {problem}")
+        return start + index
+
+
+class _Positions:
+    """Offsets to LSP positions in one text, for offsets visited in ascending order."""
+
+    __slots__ = ("has_cr", "line", "line_start", "offset", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.has_cr = "\r" in text
+        self.offset = 0  # last offset converted; never inside "\r\n"
+        self.line = 0  # its line
+        self.line_start = 0  # and the start of that line
+
+    def __call__(self, offset: int) -> types.Position:
+        text, lo = self.text, self.offset
+        if offset < lo:
+            raise ValueError("offsets must ascend")
+        breaks = text.count("\n", lo, offset)
+        brk = text.rfind("\n", self.line_start, offset)
+        if self.has_cr:
+            breaks += text.count("\r", lo, offset) - text.count("\r\n", lo, offset)
+            brk = max(brk, text.rfind("\r", self.line_start, offset))
+        self.offset = offset
+        self.line += breaks
+        self.line_start = brk + 1 if brk >= 0 else self.line_start
+        return types.Position(line=self.line, character=_utf16_len(text[self.line_start : offset]))
 
 
 # --------------------------------------------------------------------------------------------
-# Text edits
+# Diff
+#
+# The diff works on the texts, not on lists of lines: splitting large files into lines and
+# hashing them costs more than the whole budget for a big change set. Equal stretches are skipped
+# by galloping slice comparisons (C speed); after each mismatch the two sides resynchronise on the
+# nearest pair of consecutive equal lines, looked up in a small window that grows only when
+# needed. Each resulting hunk that still shares lines between its sides is refined by difflib.
 
-
-def _common_prefix_len(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """Length of the longest common prefix, by bisection over C-speed slice comparisons."""
-    hi = min(len(a), len(b))
-    if a[:hi] == b[:hi]:
-        return hi
-    lo = 0  # invariant: a[:lo] == b[:lo] and a[:hi] != b[:hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def _common_suffix_len(a: Sequence[Any], b: Sequence[Any], limit: int) -> int:
-    """Length of the longest common suffix, at most ``limit``."""
-    hi = min(len(a), len(b), limit)
-    if hi == 0 or a[len(a) - hi :] == b[len(b) - hi :]:
-        return hi
-    lo = 0  # invariant: the last lo items agree and the last hi do not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-# Below this many line pairs (len(a) * len(b)) a region goes straight to difflib.
-_SMALL_REGION = 4096
+# Initial size, in characters, of the window searched for a resync point.
+_WINDOW = 256
+# First slice, in characters, when galloping over an equal stretch (it doubles from there).
+_GALLOP = 256
+# Size below which the slice holding the first difference is compared line by line.
+_LINE_SCAN = 128
+# Largest hunk (old lines x new lines) that difflib refines.
+_REFINE_LIMIT = 250_000
+# Most occurrences of one line that a resync tries (bounds the work on repetitive text).
+_CANDIDATES = 32
+# Sentinel line for the end of a region ("" is never a line).
+_END = ""
 
 Region = tuple[int, int, int, int]
+"""Character ranges ``(a0, a1, b0, b1)``: ``a[a0:a1]`` becomes ``b[b0:b1]``."""
 
 
-def _increasing_subsequence(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Longest run of ``pairs`` (sorted by first item) whose second items also increase."""
-    js = [j for _, j in pairs]
-    if all(map(operator.lt, js, islice(js, 1, None))):
-        return pairs  # the usual case: no line moved
-    # Patience sorting: tails[k] is the index (into pairs) ending the best run of length k + 1.
-    tails: list[int] = []
-    tail_js: list[int] = []
-    back = [-1] * len(pairs)
-    for idx, j in enumerate(js):
-        k = bisect.bisect_left(tail_js, j)
-        if k:
-            back[idx] = tails[k - 1]
-        if k == len(tails):
-            tails.append(idx)
-            tail_js.append(j)
+def _common_prefix(x: str, y: str) -> int:
+    """Length of the common prefix of ``x`` and ``y`` (bisection: O(n) copying in all)."""
+    lo, hi = 0, min(len(x), len(y))
+    if x[:hi] == y[:hi]:
+        return hi
+    while hi - lo > 1:  # the first lo chars agree, the first hi do not
+        mid = (lo + hi) // 2
+        if x[lo:mid] == y[lo:mid]:
+            lo = mid
         else:
-            tails[k] = idx
-            tail_js[k] = j
-    run: list[tuple[int, int]] = []
-    idx = tails[-1]
-    while idx >= 0:
-        run.append(pairs[idx])
-        idx = back[idx]
-    run.reverse()
-    return run
+            hi = mid
+    return lo
 
 
-def _changed_regions(
-    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int, out: list[Region]
-) -> None:
-    """Append to ``out`` the line ranges ``(i1, i2, j1, j2)``, ascending, where ``a[i1:i2]`` must
-    become ``b[j1:j2]`` to turn ``a[alo:ahi]`` into ``b[blo:bhi]``. Ranges never touch.
+def _common_suffix(x: str, y: str) -> int:
+    """Length of the common suffix of ``x`` and ``y``."""
+    lo, hi = 0, min(len(x), len(y))
+    if x[len(x) - hi :] == y[len(y) - hi :]:
+        return hi
+    while hi - lo > 1:  # the last lo chars agree, the last hi do not
+        mid = (lo + hi) // 2
+        if x[len(x) - mid : len(x) - lo] == y[len(y) - mid : len(y) - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
-    This is patience diff: equal leading and trailing lines are stripped, lines occurring exactly
-    once on each side anchor the alignment (their longest in-order run), and the gaps between
-    anchors are diffed the same way. Small or anchorless regions go to difflib. Most of the work
-    runs in C (slice comparisons, Counter), which keeps a large file with a few scattered edits
-    cheap, where difflib alone rescans the whole file once per matching block.
+
+def _first_difference(a: str, a0: int, a1: int, b: str, b0: int, b1: int) -> int | None:
+    """Distance from the line starts ``a0`` and ``b0`` to the start of the first line where
+    ``a[a0:a1]`` and ``b[b0:b1]`` differ, or ``None`` if they are equal.
+
+    Gallops over the equal stretch with growing slice comparisons (time near its length, not
+    the region's), then finds the line within the last, short, unequal slice.
     """
-    prefix = _common_prefix_len(a[alo:ahi], b[blo:bhi])
-    alo += prefix
-    blo += prefix
-    suffix = _common_suffix_len(a[alo:ahi], b[blo:bhi], min(ahi - alo, bhi - blo))
-    ahi -= suffix
-    bhi -= suffix
-    if alo == ahi or blo == bhi:
-        if alo != ahi or blo != bhi:
-            out.append((alo, ahi, blo, bhi))
+    n = min(a1 - a0, b1 - b0)
+    lo, step = 0, _GALLOP
+    while True:  # lo chars agree; grow the probe until it disagrees
+        hi = min(lo + step, n)
+        if not a.startswith(b[b0 + lo : b0 + hi], a0 + lo):
+            break
+        if hi == n:
+            if a1 - a0 == b1 - b0:
+                return None
+            # One side is a prefix of the other: step back to a line start valid in both.
+            return min(
+                _line_start_at_or_before(a, a0, a0 + n) - a0,
+                _line_start_at_or_before(b, b0, b0 + n) - b0,
+            )
+        lo, step = hi, step * 2
+    while hi - lo > _LINE_SCAN:  # narrow [lo, hi), which holds the first difference
+        mid = (lo + hi) // 2
+        if a.startswith(b[b0 + lo : b0 + mid], a0 + lo):
+            lo = mid
+        else:
+            hi = mid
+    # Start from a line start before lo (one in a is one in b: the text around it agrees) and
+    # compare whole lines up to hi.
+    off = _line_start_at_or_before(a, a0, a0 + lo - 1) - a0 if lo else 0
+    la = _split_lines(a[a0 + off : a0 + hi])
+    lb = _split_lines(b[b0 + off : b0 + hi])
+    for x, y in zip(la, lb, strict=False):
+        if x != y:
+            break
+        off += len(x)
+    return off
+
+
+def _suffix_len(a: str, a0: int, a1: int, b: str, b0: int, b1: int) -> int:
+    """Length of the common suffix of ``a[a0:a1]`` and ``b[b0:b1]``, in time near its length."""
+    n = min(a1 - a0, b1 - b0)
+    lo, step = 0, _GALLOP
+    while True:
+        hi = min(lo + step, n)
+        if a[a1 - hi : a1 - lo] != b[b1 - hi : b1 - lo]:
+            break
+        if hi == n:
+            return n
+        lo, step = hi, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[a1 - mid : a1 - lo] == b[b1 - mid : b1 - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _window(text: str, start: int, end: int, size: int) -> list[str]:
+    """Whole lines of ``text[start:end]`` within ``size`` chars, then ``_END`` if all fit."""
+    stop = start + size
+    if stop >= end:
+        lines = _split_lines(text[start:end])
+        lines.append(_END)
+        return lines
+    lines = _split_lines(text[start:stop])
+    lines.pop()  # maybe a partial line, or a "\r" whose "\n" was cut off
+    return lines
+
+
+def _nearest_sync(a: list[str], b: list[str]) -> tuple[int, int] | None:
+    """``(i, j)`` with the least ``i + j`` where ``a[i:i+2] == b[j:j+2]`` (two equal lines in a
+    row, or the ends of both regions), other than ``(0, 0)``; ``None`` if there is none.
+
+    Only the first ``_CANDIDATES`` occurrences in ``b`` of each line of ``a`` are tried, so on
+    very repetitive text the pair found may not be the nearest one.
+    """
+    first = dict(zip(reversed(b), range(len(b) - 1, -1, -1), strict=True))
+    last = dict(zip(b, range(len(b)), strict=True))
+    where: dict[str, list[int]] = {}  # every occurrence, built only if a repeated line needs it
+    best: tuple[int, int] | None = None
+    best_cost = len(a) + len(b)
+    last_a, last_b = len(a) - 1, len(b) - 1
+    for i, line in enumerate(a):
+        if i >= best_cost:
+            break
+        j = first.get(line)
+        if j is None:
+            continue
+        if j == last[line]:
+            candidates: Sequence[int] = (j,)
+        else:
+            if not where:
+                for k, other in enumerate(b):
+                    where.setdefault(other, []).append(k)
+            candidates = where[line][:_CANDIDATES]
+        for j in candidates:
+            if i + j >= best_cost:
+                break
+            if line == _END or (i < last_a and j < last_b and a[i + 1] == b[j + 1] and (i or j)):
+                best, best_cost = (i, j), i + j
+                break
+    return best
+
+
+def _resync(a: str, a0: int, a1: int, b: str, b0: int, b1: int) -> tuple[list[str], list[str]]:
+    """The lines of ``a`` from ``a0`` and of ``b`` from ``b0`` (both line starts where the two
+    differ) up to where they agree again."""
+    size = _WINDOW
+    while True:
+        wa, wb = _window(a, a0, a1, size), _window(b, b0, b1, size)
+        sync = _nearest_sync(wa, wb)
+        if sync is not None:
+            i, j = sync
+            return wa[:i], wb[:j]
+        size *= 2  # both windows end in _END once they cover their regions, which always syncs
+
+
+def _add_hunk(a0: int, la: list[str], b0: int, lb: list[str], out: list[Region]) -> None:
+    """Append the hunk of lines ``la`` at ``a0`` -> ``lb`` at ``b0``, split by difflib where
+    both sides share lines."""
+    if la and lb and len(la) * len(lb) <= _REFINE_LIMIT and not set(la).isdisjoint(lb):
+        sa = list(accumulate(map(len, la), initial=a0))
+        sb = list(accumulate(map(len, lb), initial=b0))
+        matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                out.append((sa[i1], sa[i2], sb[j1], sb[j2]))
         return
-    if (ahi - alo) * (bhi - blo) > _SMALL_REGION:
-        sub_a, sub_b = a[alo:ahi], b[blo:bhi]
-        count_a, count_b = Counter(sub_a), Counter(sub_b)
-        unique = {line for line, n in count_a.items() if n == 1 and count_b.get(line) == 1}
-        if unique:
-            where_b = {line: j for j, line in enumerate(sub_b, blo) if line in unique}
-            pairs = [(i, where_b[line]) for i, line in enumerate(sub_a, alo) if line in unique]
-            i0, j0 = alo, blo
-            for i, j in _increasing_subsequence(pairs):
-                if i > i0 or j > j0:
-                    _changed_regions(a, b, i0, i, j0, j, out)
-                i0, j0 = i + 1, j + 1
-            if i0 < ahi or j0 < bhi:
-                _changed_regions(a, b, i0, ahi, j0, bhi, out)
-            return
-    # autojunk=False: with it, frequent lines (blank lines, closing braces) would be ignored as
-    # anchors in regions over 200 lines, turning small edits into large replaced blocks.
-    matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            out.append((alo + i1, alo + i2, blo + j1, blo + j2))
+    out.append((a0, a0 + sum(map(len, la)), b0, b0 + sum(map(len, lb))))
+
+
+def _diff_regions(a: str, b: str) -> list[Region]:
+    """Line-aligned character ranges where ``a`` and ``b`` differ: ascending, never touching."""
+    a1, b1 = len(a), len(b)
+    suffix = _suffix_len(a, 0, a1, b, 0, b1)
+    if suffix:  # keep the common tail out of the scan, cut at a line start valid in both
+        tail = min(
+            a1 - _line_start_at_or_after(a, a1 - suffix, a1),
+            b1 - _line_start_at_or_after(b, b1 - suffix, b1),
+        )
+        a1, b1 = a1 - tail, b1 - tail
+    out: list[Region] = []
+    a0 = b0 = 0  # line starts where the two sides are in step
+    while True:
+        back = _first_difference(a, a0, a1, b, b0, b1)
+        if back is None:
+            return out
+        a0, b0 = a0 + back, b0 + back
+        if a0 == a1 or b0 == b1:
+            out.append((a0, a1, b0, b1))
+            return out
+        la, lb = _resync(a, a0, a1, b, b0, b1)
+        _add_hunk(a0, la, b0, lb, out)
+        a0, b0 = a0 + sum(map(len, la)), b0 + sum(map(len, lb))
 
 
 def _is_crlf_split(text: str, offset: int) -> bool:
@@ -256,33 +409,28 @@ def _is_crlf_split(text: str, offset: int) -> bool:
 def text_edits(base: str, new: str) -> list[types.TextEdit]:
     """LSP edits that turn ``base`` into ``new``: small, sorted and non-overlapping.
 
-    Lines are diffed with difflib, then each changed block is trimmed of its common character
-    prefix and suffix. Ranges are in ``base`` coordinates (LSP lines, UTF-16 characters).
+    Changed lines are found first (see the Diff section), then each changed block is trimmed of
+    its common character prefix and suffix. Ranges are in ``base`` coordinates (LSP lines,
+    UTF-16 characters) and never split a ``\\r\\n``.
     """
     if base == new:
         return []
-    index = _LineIndex(base)
-    new_lines = _split_lines(new)
-    new_starts = [0, *accumulate(map(len, new_lines))]
-    starts = index.starts
+    position = _Positions(base)
     edits: list[types.TextEdit] = []
-    regions: list[Region] = []
-    _changed_regions(index.lines, new_lines, 0, len(index.lines), 0, len(new_lines), regions)
-    for i1, i2, j1, j2 in regions:
-        a_start, a_end = starts[i1], starts[i2]
-        old = base[a_start:a_end]
-        rep = new[new_starts[j1] : new_starts[j2]]
-        prefix = _common_prefix_len(old, rep)
-        if _is_crlf_split(base, a_start + prefix):
+    for a0, a1, b0, b1 in _diff_regions(base, new):
+        old, rep = base[a0:a1], new[b0:b1]
+        prefix = _common_prefix(old, rep)
+        if _is_crlf_split(base, a0 + prefix):
             prefix -= 1
-        suffix = _common_suffix_len(old, rep, min(len(old), len(rep)) - prefix)
-        if suffix and _is_crlf_split(base, a_end - suffix):
+        suffix = _common_suffix(old[prefix:], rep[prefix:])
+        if suffix and _is_crlf_split(base, a1 - suffix):
             suffix -= 1
-        start, end = a_start + prefix, a_end - suffix
+        start = position(a0 + prefix)
+        end = position(a1 - suffix)
         edits.append(
             types.TextEdit(
-                range=types.Range(start=index.position(start), end=index.position(end)),
-                new_text=rep[prefix : len(rep) - suffix],
+                range=types.Range(start=start, end=end),
+                new_text=new[b0 + prefix : b1 - suffix],
             )
         )
     return edits
