@@ -197,6 +197,12 @@ async def test_stale_apply_is_refused_and_writes_nothing(tmp_path: Path, replay:
         assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
         (repo / "calc.py").write_text("def add(a, b):\n    return b - a  # user edit\n")
         before = tree_fingerprint(repo)
+        preview = await client.command("errand.getDiff", {"taskId": task_id})
+        assert [c.split(":")[0] for c in preview["conflicts"]] == ["calc.py"]
+        edited = {
+            op["textDocument"]["uri"] for op in preview["edit"]["documentChanges"] if "edits" in op
+        }
+        assert (repo / "calc.py").as_uri() not in edited
         result = await client.command("errand.apply", {"taskId": task_id})
         assert result["applied"] is False
         assert any("calc.py" in c for c in result["conflicts"])
@@ -228,6 +234,8 @@ async def test_apply_merges_user_edits_made_meanwhile(tmp_path: Path, replay: An
         assert await client.wait_status(task_id, {"completed", "failed"}) == "completed"
         user_version = files["calc.py"] + "\n\ndef mul(a, b):\n    return a * b\n"
         (repo / "calc.py").write_text(user_version)
+        preview = await client.command("errand.getDiff", {"taskId": task_id})
+        assert preview["merged"] == ["calc.py"] and preview["conflicts"] == []
         result = await client.command("errand.apply", {"taskId": task_id})
         assert result["applied"] is True, result
         assert result["merged"] == ["calc.py"]
@@ -438,6 +446,10 @@ async def test_restart_keeps_history_and_marks_interrupted(tmp_path: Path, repla
         assert by_id[running_id]["reason"] == "interrupted"
         diff = await client.command("errand.getDiff", {"taskId": done_id})
         assert "+    return a + b" in diff["diff"]
+        log = await client.command("errand.getLog", {"taskId": done_id})
+        finished = [e for e in log["entries"] if e["kind"] == "commandFinished"]
+        assert [(e["chunkId"], e["exitCode"]) for e in finished] == [("c1-1", 1), ("c1-2", 0)]
+        assert any(e["kind"] == "output" and "FAILED" in e["text"] for e in log["entries"])
         result = await client.command("errand.apply", {"taskId": done_id})
         assert result["applied"] is True
         assert (repo / "calc.py").read_text() == EXPECTED_AFTER["calc.py"]

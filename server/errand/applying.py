@@ -10,7 +10,7 @@ whole: nothing is written. The user's edits are never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,3 +153,20 @@ def merge_texts(current: str, base: str, new: str) -> str | None:
         new.encode("utf-8", "surrogateescape"),
     )
     return merged.decode("utf-8", "surrogateescape") if clean else None
+
+
+def read_current(
+    root: Path, opened: Mapping[str, CurrentFile] | None = None
+) -> Callable[[str], CurrentFile]:
+    """What the user has now: the open buffer when the editor has the file open, else
+    the disk."""
+
+    def current(rel: str) -> CurrentFile:
+        path = root / rel
+        if opened and str(path) in opened:
+            return opened[str(path)]
+        if path.is_symlink() or not path.is_file():
+            return CurrentFile(exists=path.exists() or path.is_symlink())
+        return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
+
+    return current

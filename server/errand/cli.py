@@ -280,17 +280,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from errand.applying import ApplyRefused, CurrentFile
+    from errand.applying import ApplyRefused, read_current
 
     async def body(engine: TaskEngine) -> int:
         task = engine.get_task(args.task_id)
         root = Path(task.repository or ".")
 
-        def current(rel: str) -> CurrentFile:
-            path = root / rel
-            if path.is_symlink() or not path.is_file():
-                return CurrentFile(exists=path.exists() or path.is_symlink())
-            return CurrentFile(True, path.read_bytes().decode("utf-8", "surrogateescape"))
+        current = read_current(root)
 
         try:
             plan = await engine.plan_apply(args.task_id, args.attempt, args.files or None, current)

@@ -17,9 +17,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from errand import __version__, protocol
-from errand.applying import ApplyRefused, CurrentFile
+from errand.applying import ApplyRefused, CurrentFile, read_current
 from errand.config import Settings
-from errand.edits import build_workspace_edit, path_to_uri, workspace_edit_to_json
+from errand.edits import build_workspace_edit, workspace_edit_to_json
 from errand.engine import EngineError, ModelFactory, TaskEngine, UnknownTask
 from errand.protocol import TERMINAL_STATUSES, TaskLog, TaskSummary
 
@@ -230,21 +230,32 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
     async def get_diff(ls: ErrandServer, params: protocol.GetDiffParams) -> msgspec.Struct:
         engine = await ls.require_engine()
         diff, files, attempt = await engine.get_diff(params.task_id, params.attempt)
-        changes = await engine.file_changes(params.task_id, attempt)
         task = engine.get_task(params.task_id)
         root = Path(task.repository or ".")
-        opened = ls.current_files()
-        versions = {
-            path_to_uri(root, c.old_path or c.path): opened[
-                str(root / (c.old_path or c.path))
-            ].version
-            for c in changes
-            if str(root / (c.old_path or c.path)) in opened
-        }
-        edit = build_workspace_edit(root, changes, versions)
+        current = read_current(root, ls.current_files())
+        if task.attempts[attempt - 1].status == "completed":
+            # The edit Apply would send now: against the current files, merged with
+            # the user's edits, conflicts left out.
+            plan = await engine.plan_apply(params.task_id, attempt, None, current)
+            edit = build_workspace_edit(root, plan.changes, plan.versions)
+            conflicts, merged = plan.conflicts, plan.merged
+        else:
+            changes = await engine.file_changes(params.task_id, attempt)
+            edit = build_workspace_edit(root, changes, {})
+            conflicts, merged = [], []
         return protocol.GetDiffResult(
-            diff=diff, edit=workspace_edit_to_json(edit), attempt=attempt, files=files
+            diff=diff,
+            edit=workspace_edit_to_json(edit),
+            attempt=attempt,
+            files=files,
+            conflicts=conflicts,
+            merged=merged,
         )
+
+    @_command(server, protocol.CMD_GET_LOG, protocol.GetLogParams)
+    async def get_log(ls: ErrandServer, params: protocol.GetLogParams) -> msgspec.Struct:
+        engine = await ls.require_engine()
+        return protocol.GetLogResult(entries=await engine.logs(params.task_id, params.attempt))
 
     @_command(server, protocol.CMD_APPLY, protocol.ApplyParams)
     async def apply(ls: ErrandServer, params: protocol.ApplyParams) -> msgspec.Struct:
@@ -290,16 +301,7 @@ async def apply_attempt(
         )
     task = engine.get_task(params.task_id)
     root = Path(task.repository or ".")
-    opened = ls.current_files()
-
-    def current(rel: str) -> CurrentFile:
-        path = root / rel
-        if str(path) in opened:
-            return opened[str(path)]
-        if path.is_symlink() or not path.is_file():
-            return CurrentFile(exists=path.exists() or path.is_symlink())
-        return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
-
+    current = read_current(root, ls.current_files())
     plan = await engine.plan_apply(params.task_id, params.attempt, params.files, current)
     if plan.conflicts:
         return protocol.ApplyResult(

@@ -22,6 +22,7 @@ CMD_CANCEL: Final = "errand.cancel"
 CMD_FOLLOW_UP: Final = "errand.followUp"
 CMD_DISCARD: Final = "errand.discard"
 CMD_CREATE_BRANCH: Final = "errand.createBranch"
+CMD_GET_LOG: Final = "errand.getLog"
 
 NOTIFY_TASK_CHANGED: Final = "errand/taskChanged"
 NOTIFY_TASK_LOG: Final = "errand/taskLog"
@@ -36,6 +37,7 @@ COMMANDS: Final = (
     CMD_FOLLOW_UP,
     CMD_DISCARD,
     CMD_CREATE_BRANCH,
+    CMD_GET_LOG,
 )
 
 # --- enumerations ------------------------------------------------------------------
@@ -180,6 +182,12 @@ class FollowUpParams(Wire, forbid_unknown_fields=True):
     prompt: str
 
 
+class GetLogParams(Wire, forbid_unknown_fields=True):
+    task_id: str
+    attempt: int | None = None
+    """Only this attempt's entries; all attempts when absent."""
+
+
 class CreateBranchParams(Wire, forbid_unknown_fields=True):
     task_id: str
     attempt: int | None = None
@@ -208,6 +216,16 @@ class GetDiffResult(Wire):
     """An LSP ``WorkspaceEdit`` as JSON."""
     attempt: int = 1
     files: list[FileStat] = msgspec.field(default_factory=list)
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    """Files whose current content conflicts with the attempt's changes; left out of
+    ``edit``."""
+    merged: list[str] = msgspec.field(default_factory=list)
+    """Files changed in the workspace since the task started; their edits in ``edit``
+    are the three-way merge that Apply would write."""
+
+
+class GetLogResult(Wire):
+    entries: list[TaskLog]
 
 
 class ApplyResult(Wire):
@@ -287,6 +305,7 @@ COMMAND_PARAMS: Final[dict[str, type[Wire]]] = {
     CMD_FOLLOW_UP: FollowUpParams,
     CMD_DISCARD: TaskRef,
     CMD_CREATE_BRANCH: CreateBranchParams,
+    CMD_GET_LOG: GetLogParams,
 }
 
 COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
@@ -299,6 +318,7 @@ COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
     CMD_FOLLOW_UP: DelegateResult,
     CMD_DISCARD: Empty,
     CMD_CREATE_BRANCH: CreateBranchResult,
+    CMD_GET_LOG: GetLogResult,
 }
 
 NOTIFICATION_PARAMS: Final[dict[str, type[Wire]]] = {
