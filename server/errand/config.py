@@ -65,7 +65,6 @@ class Settings:
     prices: Prices = field(default_factory=Prices)
     base_url: str | None = None
     api_key: str | None = None
-    docker_image: str = "python:3.11-slim"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
@@ -77,7 +76,6 @@ class Settings:
             ("model", "ERRAND_MODEL"),
             ("api", "ERRAND_API"),
             ("sandbox", "ERRAND_SANDBOX"),
-            ("docker_image", "ERRAND_DOCKER_IMAGE"),
             ("max_parallel", "ERRAND_MAX_PARALLEL"),
             ("max_steps", "ERRAND_MAX_STEPS"),
             ("max_wall_seconds", "ERRAND_MAX_WALL_SECONDS"),
@@ -176,7 +174,7 @@ def _validate(key: str, value: Any) -> Any:
         if any(v is not None and v < 0 for v in (prices.input, prices.cached_input, prices.output)):
             raise ValueError("prices can't be negative")
         return prices
-    if key in ("model", "docker_image"):
+    if key == "model":
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{key} must be a non-empty string")
         return value.strip()
