@@ -459,3 +459,24 @@ async def test_restart_keeps_history_and_marks_interrupted(tmp_path: Path, repla
         assert client.task_changes[-1]["removed"] is True
     finally:
         await stop_client(lsp)
+
+
+async def test_unusable_data_folder_is_reported_and_the_server_keeps_answering(
+    tmp_path: Path, replay: Any
+) -> None:
+    repo = make_repo(tmp_path / "repo", REPO)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be\n")
+    server = replay(FIX_SCENARIO)
+    env = server_env(tmp_path, server.url, "fix-add", ERRAND_DATA_DIR=str(blocker / "data"))
+    client, lsp = await start_client(folder=repo, env=env)
+    try:
+        for _ in range(2):
+            with pytest.raises(JsonRpcException) as info:
+                await client.command("errand.listTasks")
+            assert info.value.code == -32803
+            assert "errand could not start" in str(info.value.message)
+            assert str(blocker) in str(info.value.message)
+        assert any(p[0] == "message" and "could not start" in p[1] for p in client.progress)
+    finally:
+        await stop_client(lsp)

@@ -10,18 +10,26 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup(data_dir: Path, *, verbose: bool = False, stderr: bool = True) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "errand.log"
+def setup(data_dir: Path, *, verbose: bool = False, stderr: bool = True) -> Path | None:
+    """Log to ``<data_dir>/errand.log`` and to stderr. Returns the log file, or None
+    when the data folder is unusable (then stderr only; the caller reports why)."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
-    )
-    file_handler.setFormatter(logging.Formatter(FORMAT))
-    root.addHandler(file_handler)
+    path: Path | None = data_dir / "errand.log"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            data_dir / "errand.log", maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
+        )
+    except OSError as exc:
+        path = None
+        stderr = True
+        print(f"errand: can't write the log in {data_dir}: {exc}", file=sys.stderr)
+    else:
+        file_handler.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(file_handler)
     if stderr:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter(FORMAT))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -51,7 +51,9 @@ class ErrandServer(LanguageServer):
         self.model_factory = model_factory
         self.engine: TaskEngine | None = None
         self.ready = asyncio.Event()
+        self.start_error: str | None = None
         self._progress: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- engine events -> notifications --------------------------------------------
 
@@ -84,7 +86,7 @@ class ErrandServer(LanguageServer):
         if token is None:
             token = f"errand-{summary.task_id}"
             self._progress[summary.task_id] = token
-            asyncio.get_running_loop().create_task(self._begin_progress(token, summary, message))
+            self._spawn(self._begin_progress(token, summary, message))
         elif token in self.work_done_progress.tokens:
             self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
 
@@ -104,13 +106,19 @@ class ErrandServer(LanguageServer):
     def cancel_by_progress(self, token: str) -> None:
         for task_id, known in list(self._progress.items()):
             if known == token and self.engine is not None:
-                asyncio.get_running_loop().create_task(self.engine.cancel(task_id))
+                self._spawn(self.engine.cancel(task_id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- helpers -------------------------------------------------------------------
 
     async def require_engine(self) -> TaskEngine:
         await self.ready.wait()
-        assert self.engine is not None
+        if self.engine is None:
+            raise EngineError(f"errand could not start: {self.start_error}")
         return self.engine
 
     def default_folder(self) -> Path | None:
@@ -151,9 +159,6 @@ def parse_params(args: tuple[Any, ...], kind: type[P], command: str) -> P:
         raise JsonRpcInvalidParams(message=f"{command}: invalid arguments: {exc}") from None
 
 
-Handler = Callable[[ErrandServer, Any], Awaitable[msgspec.Struct]]
-
-
 def _command(
     server: ErrandServer, name: str, kind: type[P]
 ) -> Callable[[Callable[[ErrandServer, P], Awaitable[msgspec.Struct]]], None]:
@@ -190,9 +195,20 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
                 )
             )
             log.warning(problem)
-        engine = TaskEngine(settings, model_factory=ls.model_factory, listener=ls)
-        await engine.start()
-        ls.engine = engine
+        try:
+            engine = TaskEngine(settings, model_factory=ls.model_factory, listener=ls)
+            await engine.start()
+        except Exception as exc:
+            log.exception("engine start failed")
+            ls.start_error = f"{type(exc).__name__}: {exc} (data folder: {settings.data_dir})"
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"errand could not start: {ls.start_error}",
+                )
+            )
+        else:
+            ls.engine = engine
         ls.ready.set()
         log.info(
             "errand ready: model=%s api=%s sandbox=%s",
