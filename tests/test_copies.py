@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from conftest import git, make_repo, tree_fingerprint
 from errand import copies, workspace
 from errand.copies import CopyManager, choose_provider, collect_garbage, mounts_under
+from repos import git, make_repo, tree_fingerprint
 
 REPO = {
     "calc.py": "def add(a, b):\n    return a - b\n",

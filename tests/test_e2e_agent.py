@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conftest import make_repo
 from lsp_harness import ErrandClient, start_client, stop_client
+from repos import make_repo
 from test_e2e_lsp import FIX_SCENARIO, REPO, delegate, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from conftest import git, make_repo, tree_fingerprint
 from lsp_harness import ErrandClient, start_client, stop_client
+from repos import git, make_repo, tree_fingerprint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]
 
