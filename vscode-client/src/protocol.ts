@@ -107,6 +107,26 @@ export interface GetDiffResult {
   edit: WorkspaceEdit;
   attempt?: number;
   files?: FileStat[];
+  conflicts?: string[];
+  merged?: string[];
+}
+export interface GetLogParams {
+  taskId: string;
+  attempt?: number | null;
+}
+export interface GetLogResult {
+  entries: TaskLog[];
+}
+export interface TaskLog {
+  taskId: string;
+  attempt: number;
+  kind: "commandFinished" | "commandStarted" | "message" | "output" | "status";
+  chunkId?: string | null;
+  command?: string | null;
+  text?: string | null;
+  exitCode?: number | null;
+  durationMs?: number | null;
+  status?: ("cancelled" | "completed" | "failed" | "preparing" | "queued" | "running") | null;
 }
 export interface GetTaskResult {
   task: Task;
@@ -176,17 +196,6 @@ export interface TaskChanged {
   task: TaskSummary;
   removed?: boolean;
 }
-export interface TaskLog {
-  taskId: string;
-  attempt: number;
-  kind: "commandFinished" | "commandStarted" | "message" | "output" | "status";
-  chunkId?: string | null;
-  command?: string | null;
-  text?: string | null;
-  exitCode?: number | null;
-  durationMs?: number | null;
-  status?: ("cancelled" | "completed" | "failed" | "preparing" | "queued" | "running") | null;
-}
 export interface TaskRef {
   taskId: string;
 }
@@ -202,6 +211,7 @@ export interface Commands {
   "errand.followUp": { params: FollowUpParams; result: DelegateResult };
   "errand.discard": { params: TaskRef; result: Empty };
   "errand.createBranch": { params: CreateBranchParams; result: CreateBranchResult };
+  "errand.getLog": { params: GetLogParams; result: GetLogResult };
 }
 
 export type CommandName = keyof Commands;
