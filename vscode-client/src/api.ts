@@ -48,6 +48,9 @@ export class ErrandApi {
   getDiff(taskId: string, attempt?: number) {
     return this.call("errand.getDiff", attempt === undefined ? { taskId } : { taskId, attempt });
   }
+  getLog(taskId: string, attempt?: number) {
+    return this.call("errand.getLog", attempt === undefined ? { taskId } : { taskId, attempt });
+  }
   apply(params: Commands["errand.apply"]["params"]) {
     return this.call("errand.apply", params);
   }

@@ -2,10 +2,21 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { errorMessage, type ErrandApi } from "./api";
-import type { DiffCache } from "./documents";
+import type { DiffCache, LogLoader } from "./documents";
 import { logUri } from "./documents";
+import { parseConflicts } from "./edits";
 import { previewDiff } from "./diffPreview";
-import { checksText, countChecks, diffStatText, isActive, isApplicable, statusIcon, statusLabel, taskDescription } from "./format";
+import {
+  checksText,
+  countChecks,
+  diffStatText,
+  isActive,
+  isApplicable,
+  statusIcon,
+  statusLabel,
+  taskDescription,
+  taskWarnings,
+} from "./format";
 import type { LogBook } from "./logs";
 import type { Mode, Task, TaskSummary } from "./protocol";
 import type { ReportPanels } from "./reportView";
@@ -16,6 +27,7 @@ export interface CommandDeps {
   store: TaskStore;
   diffs: DiffCache;
   logs: LogBook;
+  logLoader: LogLoader;
   reports: ReportPanels;
   output: vscode.LogOutputChannel;
   refreshTasks(): Promise<void>;
@@ -174,15 +186,26 @@ async function apply(deps: CommandDeps, target: Target, files?: string[]): Promi
     );
   } else if ((result.conflicts ?? []).length > 0) {
     const conflicts = result.conflicts ?? [];
+    // Apply Files… helps when other files of the attempt do not conflict.
+    const detail = await taskDetail(deps, target.taskId).catch(() => undefined);
+    const chosen = detail?.attempts?.find((a) => (attempt !== undefined ? a.attempt === attempt : a.status === "completed"));
+    const others = (files ?? chosen?.files ?? []).length > conflicts.length;
     const choice = await vscode.window.showWarningMessage(
       `errand: \u201c${title}\u201d was not applied; nothing was written. ${conflicts.length === 1 ? "Conflict" : `${conflicts.length} conflicts`}: ${conflicts.join("; ")}`,
-      "Preview Diff",
+      ...(others ? ["Apply Files\u2026"] : []),
+      "Create Branch\u2026",
       "Follow Up\u2026",
     );
-    if (choice === "Preview Diff") {
-      await previewDiff(deps.diffs, target.taskId, title, attempt);
-    } else if (choice === "Follow Up\u2026") {
-      await vscode.commands.executeCommand("errand.followUpTask", { taskId: target.taskId });
+    const next =
+      choice === "Apply Files\u2026"
+        ? "errand.applyFiles"
+        : choice === "Create Branch\u2026"
+          ? "errand.createBranchFromTask"
+          : choice === "Follow Up\u2026"
+            ? "errand.followUpTask"
+            : undefined;
+    if (next) {
+      await vscode.commands.executeCommand(next, { taskId: target.taskId, ...(attempt !== undefined ? { attempt } : {}) });
     }
   } else {
     void vscode.window.showErrorMessage(
@@ -197,20 +220,38 @@ async function applyFiles(deps: CommandDeps, target: Target): Promise<void> {
   if (attempt === null) {
     return;
   }
-  const { result } = await deps.diffs.get(target.taskId, attempt);
+  const { result } = await deps.diffs.refresh(target.taskId, attempt);
   const files = result.files ?? [];
   if (files.length === 0) {
     void vscode.window.showInformationMessage(`errand: \u201c${titleOf(deps, target.taskId)}\u201d changes no files.`);
     return;
   }
+  const conflicts = parseConflicts(result.conflicts ?? [], files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path])));
+  const merged = new Set(result.merged ?? []);
   const picked = await vscode.window.showQuickPick(
-    files.map((f) => ({
-      label: f.path,
-      description: `${f.change} · ${f.binary ? "binary" : `+${f.added ?? 0} \u2212${f.removed ?? 0}`}`,
-      picked: true,
-      path: f.path,
-    })),
-    { canPickMany: true, placeHolder: "Files to apply (the others are left out)" },
+    files.map((f) => {
+      const conflict = conflicts.find((c) => c.path === f.path || c.path === f.oldPath);
+      const notes = [f.change, f.binary ? "binary" : `+${f.added ?? 0} \u2212${f.removed ?? 0}`];
+      if (conflict) {
+        notes.push("$(warning) conflict");
+      } else if (merged.has(f.path)) {
+        notes.push("merged with your edits");
+      }
+      return {
+        label: f.path,
+        description: notes.join(" \u00b7 "),
+        detail: conflict ? conflict.message.slice(conflict.path.length + 2) : undefined,
+        picked: !conflict,
+        path: f.path,
+      };
+    }),
+    {
+      canPickMany: true,
+      placeHolder:
+        conflicts.length > 0
+          ? "Files to apply (files that conflict with the workspace are unticked; Apply writes nothing while a chosen file conflicts)"
+          : "Files to apply (the others are left out)",
+    },
   );
   if (!picked || picked.length === 0) {
     return;
@@ -246,6 +287,8 @@ async function openCitation(deps: CommandDeps, arg: CitationArg): Promise<void> 
   }
   if (arg.kind === "chunk" && arg.chunkId) {
     const attempt = arg.attempt ?? 1;
+    // The stored log, for tasks this window did not watch (or before a restart).
+    await deps.logLoader.ensure(arg.taskId).catch((error: unknown) => deps.output.warn(`getLog ${arg.taskId}: ${errorMessage(error)}`));
     const uri = logUri(arg.taskId, attempt, titleOf(deps, arg.taskId));
     const document = await vscode.workspace.openTextDocument(uri);
     const lines = deps.logs.chunkRange(arg.taskId, attempt, arg.chunkId, arg.startLine, arg.endLine);
@@ -256,8 +299,8 @@ async function openCitation(deps: CommandDeps, arg: CitationArg): Promise<void> 
       editor.selection = new vscode.Selection(range.start, range.end);
       editor.revealRange(range, vscode.TextEditorRevealType.InCenter);
     } else {
-      void vscode.window.showInformationMessage(
-        `errand: the output of ${arg.chunkId} did not stream to this window; the log shows what did.`,
+      void vscode.window.showWarningMessage(
+        `errand: command ${arg.chunkId} is not in the log of attempt ${attempt}; the log shows what was recorded.`,
       );
     }
   }
@@ -374,6 +417,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       deps.store.remove(target.taskId);
       deps.diffs.forget(target.taskId);
       deps.logs.forget(target.taskId);
+      deps.logLoader.forget(target.taskId);
       vscode.window.setStatusBarMessage(`$(trash) errand: discarded \u201c${title}\u201d`, 4000);
       await deps.refreshTasks();
     },
@@ -409,6 +453,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (!target) {
         return;
       }
+      await deps.logLoader.ensure(target.taskId).catch((error: unknown) => deps.output.warn(`getLog ${target.taskId}: ${errorMessage(error)}`));
       const attempts = deps.logs.attempts(target.taskId);
       const attempt = target.attempt ?? attempts[attempts.length - 1] ?? 1;
       const document = await vscode.workspace.openTextDocument(logUri(target.taskId, attempt, titleOf(deps, target.taskId)));
@@ -423,28 +468,48 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   return Object.entries(table).map(([name, body]) => vscode.commands.registerCommand(name, guarded(deps, name, body)));
 }
 
-/** Tells the user when a task finishes, with the next step one click away. */
-export function notifyFinished(previous: TaskSummary | undefined, task: TaskSummary): void {
+/**
+ * Tells the user when a task finishes, with the next step one click away. `detail`
+ * fetches the task (getTask) so that its warnings are said at once; without it, or
+ * when it fails, the summary is enough.
+ */
+export async function notifyFinished(
+  previous: TaskSummary | undefined,
+  task: TaskSummary,
+  detail?: () => Promise<Task>,
+): Promise<void> {
   if (!previous || !isActive(previous.status) || isActive(task.status)) {
     return;
   }
   if (!vscode.workspace.getConfiguration("errand").get<boolean>("notifyOnFinish", true)) {
     return;
   }
+  let warnings: string[] = [];
+  if (detail && task.status === "completed") {
+    try {
+      warnings = taskWarnings(await detail());
+    } catch {
+      // the summary is enough
+    }
+  }
   const stat = diffStatText(task.diffStat);
   const checks = checksText(task.checksPassed ?? 0, task.checksFailed ?? 0);
   const details = [stat, checks && `checks ${checks}`].filter(Boolean).join(" · ");
-  const message = `errand: \u201c${task.title}\u201d ${statusLabel(task.status).toLowerCase()}${details ? ` (${details})` : ""}${
+  let message = `errand: \u201c${task.title}\u201d ${statusLabel(task.status).toLowerCase()}${details ? ` (${details})` : ""}${
     task.reason ? `: ${task.reason}` : "."
   }`;
+  const first = warnings[0];
+  if (first !== undefined) {
+    const text = first.length > 160 ? `${first.slice(0, 159)}\u2026` : first;
+    message += ` \u26a0 ${warnings.length === 1 ? "Warning" : `${warnings.length} warnings`}: ${text}${warnings.length > 1 ? " (more in the report)" : ""}`;
+  }
   const actions = task.status === "completed" && isApplicable(task) ? ["Preview Diff", "Open"] : ["Open"];
   const show =
-    task.status === "failed" ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
-  void show(message, ...actions).then((choice) => {
-    if (choice === "Preview Diff") {
-      void vscode.commands.executeCommand("errand.previewDiff", { taskId: task.taskId });
-    } else if (choice === "Open") {
-      void vscode.commands.executeCommand("errand.openTask", { taskId: task.taskId });
-    }
-  });
+    task.status === "failed" || warnings.length > 0 ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+  const choice = await show(message, ...actions);
+  if (choice === "Preview Diff") {
+    await vscode.commands.executeCommand("errand.previewDiff", { taskId: task.taskId });
+  } else if (choice === "Open") {
+    await vscode.commands.executeCommand("errand.openTask", { taskId: task.taskId });
+  }
 }

@@ -1,10 +1,11 @@
 // Opens a task's proposed changes in VS Code's diff editor: one file with vscode.diff,
-// several at once with vscode.changes (the multi-file diff editor).
+// several at once with vscode.changes (the multi-file diff editor). What it shows is
+// errand.getDiff's edit, which is what Apply would write now: files the user changed
+// meanwhile are merged (and say so), conflicting files are left out and listed.
 import * as vscode from "vscode";
 import type { DiffCache } from "./documents";
-import { currentText, proposedUri } from "./documents";
-import { matchesBase, type FileChange } from "./edits";
-import type { FileStat } from "./protocol";
+import { proposedUri } from "./documents";
+import { parseConflicts, type Conflict, type FileChange } from "./edits";
 
 function label(change: FileChange): string {
   return vscode.workspace.asRelativePath(vscode.Uri.parse(change.uri), false);
@@ -23,9 +24,40 @@ function sides(taskId: string, attempt: number, change: FileChange): [vscode.Uri
   return [resource, left, right];
 }
 
+/** Whether a change's file (new or old URI) is the repository-relative `path`. */
+function isFile(change: FileChange, path: string): boolean {
+  const wanted = `/${path.replace(/\\/g, "/")}`;
+  return [change.uri, change.oldUri].some((u) => u !== undefined && (u === path || vscode.Uri.parse(u).path.endsWith(wanted)));
+}
+
+async function reportConflicts(taskId: string, title: string, conflicts: readonly Conflict[], shown: number): Promise<void> {
+  const one = conflicts.length === 1;
+  const choice = await vscode.window.showWarningMessage(
+    `errand: ${one ? "1 file" : `${conflicts.length} files`} of \u201c${title}\u201d ${one ? "conflicts" : "conflict"} with the workspace and ${
+      one ? "is" : "are"
+    } left out of the preview: ${conflicts.map((c) => c.message).join("; ")}. Apply writes nothing while a conflict remains` +
+      (shown > 0 ? "; Apply Files\u2026 can apply the other files." : "."),
+    ...(shown > 0 ? ["Apply Files\u2026"] : []),
+    "Create Branch\u2026",
+    "Follow Up\u2026",
+  );
+  const command =
+    choice === "Apply Files\u2026"
+      ? "errand.applyFiles"
+      : choice === "Create Branch\u2026"
+        ? "errand.createBranchFromTask"
+        : choice === "Follow Up\u2026"
+          ? "errand.followUpTask"
+          : undefined;
+  if (command) {
+    await vscode.commands.executeCommand(command, { taskId });
+  }
+}
+
 /**
- * Shows the diff of a task attempt. With `path`, only that file (a path relative to the
- * repository, or a file URI). Returns how many files were shown.
+ * Shows the diff of a task attempt as Apply would write it now. With `path`, only that
+ * file (a path relative to the repository, or a file URI). Returns how many files
+ * were shown.
  */
 export async function previewDiff(
   diffs: DiffCache,
@@ -34,22 +66,37 @@ export async function previewDiff(
   attempt?: number,
   path?: string,
 ): Promise<number> {
-  const { result, changes } = await diffs.get(taskId, attempt);
+  // Always ask again: the user's files may have changed since the last preview.
+  const { result, changes } = await diffs.refresh(taskId, attempt);
   const attemptNumber = result.attempt ?? attempt ?? 1;
+  const files = result.files ?? [];
+  const paths = files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path]));
+  let conflicts = parseConflicts(result.conflicts ?? [], paths);
   let shown = changes;
+  let binaries = files.filter((f) => f.binary && !conflicts.some((c) => c.path === f.path || c.path === f.oldPath));
   if (path) {
     const wanted = path.replace(/\\/g, "/");
-    shown = changes.filter((c) => c.uri === path || vscode.Uri.parse(c.uri).path.endsWith(`/${wanted}`));
+    shown = changes.filter((c) => isFile(c, wanted));
+    conflicts = conflicts.filter((c) => c.path === wanted || wanted.endsWith(`/${c.path}`));
+    binaries = binaries.filter((f) => f.path === wanted || wanted.endsWith(`/${f.path}`));
+  }
+  if (conflicts.length > 0) {
+    void reportConflicts(taskId, title, conflicts, shown.length);
   }
   if (shown.length === 0) {
-    void vscode.window.showInformationMessage(`errand: \u201c${title}\u201d proposes no changes to preview.`);
+    if (conflicts.length === 0) {
+      void vscode.window.showInformationMessage(
+        binaries.length > 0
+          ? `errand: \u201c${title}\u201d changes only binary files (${binaries.map((f) => f.path).join(", ")}), which Apply writes but the diff editor cannot show.`
+          : `errand: \u201c${title}\u201d proposes no changes to preview.`,
+      );
+    }
     return 0;
   }
-  const stale = await changedSinceSnapshot(result.diff, result.files ?? [], shown);
-  if (stale.length > 0) {
-    void vscode.window.showWarningMessage(
-      `errand: ${stale.join(", ")} changed since \u201c${title}\u201d started. The preview applies the task's edit to ` +
-        "the file as it is now and may be off; Apply merges both changes and reports any conflict.",
+  const merged = (result.merged ?? []).filter((m) => shown.some((c) => isFile(c, m)));
+  if (merged.length > 0) {
+    void vscode.window.showInformationMessage(
+      `errand: you changed ${merged.join(", ")} since \u201c${title}\u201d started. The preview shows the task's changes merged with yours, as Apply will write them.`,
     );
   }
   const first = shown[0];
@@ -59,35 +106,15 @@ export async function previewDiff(
       "vscode.diff",
       left,
       right,
-      `${label(first)} \u2194 errand: ${title}${stale.length > 0 ? " (file changed since)" : ""}`,
+      `${label(first)} \u2194 errand: ${title}${merged.length > 0 ? " (merged with your edits)" : ""}`,
       { preview: true } satisfies vscode.TextDocumentShowOptions,
     );
     return 1;
   }
   await vscode.commands.executeCommand(
     "vscode.changes",
-    `errand: ${title}`,
+    `errand: ${title}${merged.length > 0 ? ` (merged with your edits in ${merged.join(", ")})` : ""}`,
     shown.map((c) => sides(taskId, attemptNumber, c)),
   );
   return shown.length;
-}
-
-/** The files (relative paths) whose current text no longer has the lines the diff was made against. */
-async function changedSinceSnapshot(diff: string, files: readonly FileStat[], changes: readonly FileChange[]): Promise<string[]> {
-  const stale: string[] = [];
-  for (const change of changes) {
-    if (change.kind === "added") {
-      continue;
-    }
-    const source = vscode.Uri.parse(change.oldUri ?? change.uri);
-    const stat = files.find((f) => source.path.endsWith(`/${f.oldPath ?? f.path}`));
-    if (!stat || stat.binary) {
-      continue;
-    }
-    const basePath = stat.oldPath ?? stat.path;
-    if (!matchesBase(diff, basePath, await currentText(source))) {
-      stale.push(basePath);
-    }
-  }
-  return stale;
 }

@@ -20,6 +20,11 @@ export interface FileChange {
   oldUri?: string;
   /** TextEdits against the file's current content (the old URI's for renames). */
   edits: TextEdit[];
+  /**
+   * The open buffer's version the edits were made against (null or absent: the file
+   * on disk). A buffer whose version moved on has made the edits stale.
+   */
+  version?: number | null;
 }
 
 type DocumentChange = TextDocumentEdit | CreateFile | RenameFile | DeleteFile;
@@ -48,7 +53,9 @@ export function fileChanges(edit: WorkspaceEdit): FileChange[] {
   if (edit.documentChanges) {
     for (const change of edit.documentChanges as DocumentChange[]) {
       if (!isResourceOperation(change)) {
-        get(change.textDocument.uri, "modified").edits.push(...plainEdits(change.edits));
+        const target = get(change.textDocument.uri, "modified");
+        target.edits.push(...plainEdits(change.edits));
+        target.version = change.textDocument.version;
         continue;
       }
       switch (change.kind) {
@@ -65,6 +72,7 @@ export function fileChanges(edit: WorkspaceEdit): FileChange[] {
           renamed.oldUri = change.oldUri;
           if (previous) {
             renamed.edits.unshift(...previous.edits);
+            renamed.version = previous.version;
             byUri.delete(change.oldUri);
             order.splice(order.indexOf(change.oldUri), 1);
           }
@@ -164,67 +172,24 @@ export function touchedUris(edit: WorkspaceEdit): string[] {
     .map((c) => c.uri);
 }
 
-/** The old-side lines of one file's hunks in a git-style unified diff, with their line numbers. */
-export interface BaseLines {
-  /** 1-based line number in the base file -> that line's text. */
-  lines: Map<number, string>;
+/** One file errand.getDiff left out of its edit, with the server's reason. */
+export interface Conflict {
+  /** The file's path relative to the repository (as in FileStat.path / oldPath). */
+  path: string;
+  /** The server's whole message, e.g. `a.py: changed in the workspace since …`. */
+  message: string;
 }
 
 /**
- * The base-side lines (context and removed lines) the diff shows for `path`, or
- * undefined when the diff has no text hunks for it.
+ * Reads getDiff's / apply's conflict messages (`<path>: <why>`). `paths` are the
+ * attempt's changed files (new and old paths); the longest one that prefixes a
+ * message names its file, so a path containing `: ` still parses.
  */
-export function baseLinesOf(diff: string, path: string): BaseLines | undefined {
-  const lines = new Map<number, string>();
-  let inFile = false;
-  let found = false;
-  let oldLine = 0;
-  for (const raw of diff.split("\n")) {
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line.startsWith("diff --git ")) {
-      inFile = false;
-      continue;
-    }
-    if (line.startsWith("--- ")) {
-      const name = line.slice(4).replace(/^a\//, "");
-      inFile = name === path;
-      continue;
-    }
-    if (!inFile || line.startsWith("+++ ")) {
-      continue;
-    }
-    const hunk = /^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@/.exec(line);
-    if (hunk) {
-      oldLine = Number(hunk[1]);
-      found = true;
-      continue;
-    }
-    if (!found) {
-      continue;
-    }
-    if (line.startsWith(" ") || line.startsWith("-")) {
-      lines.set(oldLine, line.slice(1));
-      oldLine += 1;
-    }
-  }
-  return found ? { lines } : undefined;
-}
-
-/**
- * Whether `current` still has the base lines the diff was made against. When it does
- * not, the file changed since the task's snapshot: the edit's positions may be off,
- * and Apply will merge instead.
- */
-export function matchesBase(diff: string, path: string, current: string): boolean {
-  const base = baseLinesOf(diff, path);
-  if (!base) {
-    return true;
-  }
-  const currentLines = current.split(/\r\n|\r|\n/);
-  for (const [number, text] of base.lines) {
-    if (currentLines[number - 1] !== text) {
-      return false;
-    }
-  }
-  return true;
+export function parseConflicts(messages: readonly string[], paths: readonly string[]): Conflict[] {
+  const known = [...paths].sort((a, b) => b.length - a.length);
+  return messages.map((message) => {
+    const match = known.find((p) => message.startsWith(`${p}: `));
+    const path = match ?? message.split(": ")[0] ?? message;
+    return { path, message };
+  });
 }

@@ -3,13 +3,14 @@ import * as vscode from "vscode";
 import { ErrandApi, errorMessage } from "./api";
 import { ServerController } from "./client";
 import { notifyFinished, registerCommands } from "./commands";
-import { DiffCache, LogContentProvider, ProposedContentProvider } from "./documents";
+import { DiffCache, LogContentProvider, LogLoader, ProposedContentProvider } from "./documents";
 import { LogBook } from "./logs";
 import { ReportPanels } from "./reportView";
 import { SERVER_SETTINGS } from "./settings";
 import { StatusMonitor } from "./status";
 import { TaskStore } from "./taskStore";
 import { TaskTreeProvider } from "./taskTree";
+import { UsageTracker } from "./usageTracker";
 import { LOG_SCHEME, PROPOSED_SCHEME } from "./uris";
 
 let controller: ServerController | undefined;
@@ -23,11 +24,14 @@ export function activate(context: vscode.ExtensionContext): void {
     () => controller?.whenStarted() ?? Promise.resolve(),
   );
   const diffs = new DiffCache(api);
-  const status = new StatusMonitor(store);
+  // Each calls the other only later, from events.
+  const usage = new UsageTracker(store, api, output, () => status.update());
+  const status = new StatusMonitor(store, () => usage.summary());
   const tree = new TaskTreeProvider(store, api);
   const view = vscode.window.createTreeView("errand.tasks", { treeDataProvider: tree, showCollapseAll: true });
   const reports = new ReportPanels(api, store);
-  const logDocuments = new LogContentProvider(logs);
+  const logLoader = new LogLoader(api, logs, (taskId) => logDocuments.refreshTask(taskId));
+  const logDocuments = new LogContentProvider(logs, logLoader);
   const proposedDocuments = new ProposedContentProvider(diffs);
 
   const refreshTasks = async (): Promise<void> => {
@@ -47,12 +51,17 @@ export function activate(context: vscode.ExtensionContext): void {
         store.remove(task.taskId);
         diffs.forget(task.taskId);
         logs.forget(task.taskId);
+        logLoader.forget(task.taskId);
         return;
       }
       const previous = store.get(task.taskId);
       if (store.upsert(task)) {
         diffs.forget(task.taskId);
-        notifyFinished(previous, task);
+        void notifyFinished(previous, task, async () => {
+          const { task: detail } = await api.getTask(task.taskId);
+          store.setDetail(detail);
+          return detail;
+        });
       }
     },
     onTaskLog: (event) => {
@@ -60,7 +69,11 @@ export function activate(context: vscode.ExtensionContext): void {
       logDocuments.refreshTask(event.taskId);
     },
     onStateChanged: (state) => status.setServerState(state),
-    onStarted: () => void refreshTasks(),
+    onStarted: () => {
+      // A restarted server may have logged what this window did not hear.
+      logLoader.reset();
+      void refreshTasks();
+    },
   });
   const server = controller;
 
@@ -73,6 +86,8 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     output,
     status,
+    usage,
+    diffs,
     tree,
     view,
     reports,
@@ -87,12 +102,16 @@ export function activate(context: vscode.ExtensionContext): void {
       store,
       diffs,
       logs,
+      logLoader,
       reports,
       output,
       refreshTasks,
       restartServer: () => server.restart(),
     }),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (event.affectsConfiguration("errand.statusBar")) {
+        status.update();
+      }
       if (SERVER_SETTINGS.some((key) => event.affectsConfiguration(key))) {
         const choice = await vscode.window.showInformationMessage(
           "errand: restart the server to use the new settings? Running tasks keep their state.",

@@ -1,5 +1,6 @@
 // Pure: how tasks read in the task list, tooltips and the status bar.
 import type { Check, DiffStat, Status, TaskSummary } from "./protocol";
+import { formatCost, usageText, type UsageSummary } from "./usage";
 
 export const ACTIVE_STATUSES: ReadonlySet<Status> = new Set(["queued", "preparing", "running"]);
 
@@ -102,8 +103,18 @@ export function elapsedMs(task: Pick<TaskSummary, "status" | "createdAt" | "upda
   return Math.max(0, end - start);
 }
 
-/** The grey text after a task's title in the task list. */
-export function taskDescription(task: TaskSummary, now: number): string {
+/** `⚠ 2`: how many warnings a reviewer should read; empty when none. */
+export function warningsText(count: number): string {
+  return count > 0 ? `\u26a0 ${count}` : "";
+}
+
+/** The warnings of a task's attempts, each once. */
+export function taskWarnings(task: { attempts?: readonly { warnings?: string[] }[] }): string[] {
+  return [...new Set((task.attempts ?? []).flatMap((a) => a.warnings ?? []))];
+}
+
+/** The grey text after a task's title in the task list (`warnings`: from getTask, when known). */
+export function taskDescription(task: TaskSummary, now: number, warnings = 0): string {
   const parts: string[] = [];
   if (task.mode === "ask") {
     parts.push("ask");
@@ -115,6 +126,9 @@ export function taskDescription(task: TaskSummary, now: number): string {
   const checks = checksText(task.checksPassed ?? 0, task.checksFailed ?? 0);
   if (checks) {
     parts.push(checks);
+  }
+  if (warnings > 0) {
+    parts.push(warningsText(warnings));
   }
   if (task.attemptCount > 1) {
     parts.push(`${task.attemptCount} attempts`);
@@ -155,12 +169,36 @@ export type ServerState = "starting" | "running" | "stopped";
 
 export interface StatusBarView {
   text: string;
+  /** Markdown (the item's tooltip is a MarkdownString). */
   tooltip: string;
   error: boolean;
 }
 
-/** The status bar item, e.g. `$(sync~spin) errand: 2 running · 3 ready`. */
-export function statusBarView(counts: TaskCounts, server: ServerState): StatusBarView {
+function usageLines(usage: UsageSummary | undefined): string[] {
+  if (!usage || usage.all.attempts === 0) {
+    return [];
+  }
+  const lines = [
+    `**Today** (${usage.todayTasks} task${usage.todayTasks === 1 ? "" : "s"}): ${usage.today.attempts > 0 ? usageText(usage.today) : "nothing yet"}`,
+    `**All ${usage.allTasks} task${usage.allTasks === 1 ? "" : "s"}**: ${usageText(usage.all)}`,
+  ];
+  if (usage.all.costUsd === undefined) {
+    lines.push("Cost: set `errand.prices.*` (USD per million tokens) to see it.");
+  }
+  return lines;
+}
+
+/**
+ * The status bar item, e.g. `$(sync~spin) errand: 2 running · 3 ready · $0.42`: the
+ * cost is today's, shown when prices are known and `showCost` is on. The tooltip
+ * has the counts and today's and all tasks' token usage and cost.
+ */
+export function statusBarView(
+  counts: TaskCounts,
+  server: ServerState,
+  usage?: UsageSummary,
+  showCost = true,
+): StatusBarView {
   if (server === "stopped") {
     return {
       text: "$(error) errand: server stopped",
@@ -181,6 +219,10 @@ export function statusBarView(counts: TaskCounts, server: ServerState): StatusBa
   if (counts.ready > 0) {
     parts.push(`${counts.ready} ready`);
   }
+  const todayCost = usage?.today.costUsd;
+  if (showCost && todayCost !== undefined && todayCost > 0) {
+    parts.push(formatCost(todayCost));
+  }
   const icon = counts.running + counts.queued > 0 ? "$(sync~spin)" : counts.ready > 0 ? "$(check)" : "$(tasklist)";
   const text = parts.length > 0 ? `${icon} errand: ${parts.join(" \u00b7 ")}` : `${icon} errand`;
   const tooltipParts = [
@@ -191,5 +233,6 @@ export function statusBarView(counts: TaskCounts, server: ServerState): StatusBa
   if (counts.failed > 0) {
     tooltipParts.push(`${counts.failed} failed`);
   }
-  return { text, tooltip: `errand: ${tooltipParts.join(", ")}. Click to show the task list.`, error: false };
+  const tooltip = [`errand: ${tooltipParts.join(", ")}.`, ...usageLines(usage), "Click to show the task list."].join("\n\n");
+  return { text, tooltip, error: false };
 }

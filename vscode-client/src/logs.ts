@@ -1,6 +1,7 @@
-// Pure: the live command log of each task, built from errand/taskLog notifications.
-// Each attempt's log is a plain-text document; a command's output starts on a known
-// line so that a terminal citation (`【chunk_id†L3-L5】`) maps to document lines.
+// Pure: the command log of each task, built from the server's stored log
+// (errand.getLog) and kept current by errand/taskLog notifications. Each attempt's log
+// is a plain-text document; a command's output starts on a known line so that a
+// terminal citation (`【chunk_id†L3-L5】`) maps to document lines.
 import type { TaskLog } from "./protocol";
 import { formatDuration } from "./format";
 
@@ -14,8 +15,13 @@ class AttemptLog {
   readonly chunks = new Map<string, ChunkInfo>();
   /** Text of an output line still being written (no newline yet). */
   private partial = false;
+  /** The model's text is streaming into the last lines (`# …`). */
+  private inMessage = false;
 
   push(event: TaskLog): void {
+    if (event.kind !== "message" || event.command) {
+      this.closeMessage();
+    }
     switch (event.kind) {
       case "commandStarted": {
         this.closePartial();
@@ -38,16 +44,46 @@ class AttemptLog {
       }
       case "message":
         this.closePartial();
-        for (const line of (event.text ?? "").split(/\r?\n/)) {
-          this.lines.push(`# ${line}`);
+        if (event.command) {
+          // A tool's summary, e.g. apply_patch and the files it changed.
+          const body = (event.text ?? "").split(/\r?\n/).filter((line) => line.trim() !== "");
+          this.lines.push(`\u270e ${event.command}`, ...body.map((line) => `  ${line}`), "");
+        } else {
+          this.appendMessage(event.text ?? "");
         }
-        this.lines.push("");
         break;
       case "status":
         this.closePartial();
         this.lines.push(`-- ${event.status ?? event.text ?? "status"} --`);
         break;
     }
+  }
+
+  /** The model's text arrives in pieces: they continue the same `# ` lines. */
+  private appendMessage(text: string): void {
+    if (text === "") {
+      return;
+    }
+    const pieces = text.split(/\r?\n/);
+    if (!this.inMessage) {
+      this.lines.push("# ");
+      this.inMessage = true;
+    }
+    this.lines[this.lines.length - 1] += pieces[0] ?? "";
+    for (const piece of pieces.slice(1)) {
+      this.lines.push(`# ${piece}`);
+    }
+  }
+
+  private closeMessage(): void {
+    if (!this.inMessage) {
+      return;
+    }
+    this.inMessage = false;
+    if (this.lines[this.lines.length - 1]?.trim() === "#") {
+      this.lines.pop();
+    }
+    this.lines.push("");
   }
 
   private appendOutput(text: string): void {
@@ -76,9 +112,45 @@ class AttemptLog {
   }
 }
 
+/** What makes two log entries the same entry (the stored log and the notifications agree on it). */
+function entryKey(event: TaskLog): string {
+  return JSON.stringify([
+    event.attempt,
+    event.kind,
+    event.chunkId ?? null,
+    event.command ?? null,
+    event.text ?? null,
+    event.exitCode ?? null,
+    event.durationMs ?? null,
+    event.status ?? null,
+  ]);
+}
+
+/**
+ * The entries of `live` that `stored` lacks. `live` arrived while the stored log was
+ * being fetched: its first entries may already be the stored log's last ones (the
+ * server flushes and notifies them before it reads the store); the rest came later.
+ */
+export function newerThan(stored: readonly TaskLog[], live: readonly TaskLog[]): TaskLog[] {
+  const storedKeys = stored.map(entryKey);
+  const liveKeys = live.map(entryKey);
+  for (let overlap = Math.min(stored.length, live.length); overlap > 0; overlap--) {
+    let matches = true;
+    for (let i = 0; i < overlap && matches; i++) {
+      matches = storedKeys[stored.length - overlap + i] === liveKeys[i];
+    }
+    if (matches) {
+      return live.slice(overlap);
+    }
+  }
+  return [...live];
+}
+
 /** Every task's log, for as long as this window lives. */
 export class LogBook {
   private readonly logs = new Map<string, Map<number, AttemptLog>>();
+  /** Tasks whose stored log is being fetched, with the notifications that arrived meanwhile. */
+  private readonly loading = new Map<string, TaskLog[]>();
   private readonly maxLinesPerAttempt: number;
 
   constructor(maxLinesPerAttempt = 20000) {
@@ -86,6 +158,15 @@ export class LogBook {
   }
 
   push(event: TaskLog): void {
+    const pending = this.loading.get(event.taskId);
+    if (pending) {
+      pending.push(event);
+      return;
+    }
+    this.append(event);
+  }
+
+  private append(event: TaskLog): void {
     let attempts = this.logs.get(event.taskId);
     if (!attempts) {
       attempts = new Map();
@@ -98,6 +179,35 @@ export class LogBook {
     }
     if (log.lines.length < this.maxLinesPerAttempt) {
       log.push(event);
+    }
+  }
+
+  /** The task's stored log is being fetched: hold its notifications until it arrives. */
+  beginLoad(taskId: string): void {
+    if (!this.loading.has(taskId)) {
+      this.loading.set(taskId, []);
+    }
+  }
+
+  /**
+   * The task's stored log arrived: it replaces what this window had seen, followed by
+   * the notifications that came in since (those not already in it).
+   */
+  finishLoad(taskId: string, stored: readonly TaskLog[]): void {
+    const pending = this.loading.get(taskId) ?? [];
+    this.loading.delete(taskId);
+    this.logs.delete(taskId);
+    for (const event of [...stored, ...newerThan(stored, pending)]) {
+      this.append(event);
+    }
+  }
+
+  /** Fetching the stored log failed: keep what was seen, and what arrived meanwhile. */
+  abortLoad(taskId: string): void {
+    const pending = this.loading.get(taskId) ?? [];
+    this.loading.delete(taskId);
+    for (const event of pending) {
+      this.append(event);
     }
   }
 
@@ -131,5 +241,6 @@ export class LogBook {
 
   forget(taskId: string): void {
     this.logs.delete(taskId);
+    this.loading.delete(taskId);
   }
 }

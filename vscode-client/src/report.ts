@@ -1,8 +1,9 @@
-// Pure: a task's report as Markdown — summary with citations as links, changed files,
+// Pure: a task's report as Markdown — summary with citations as links, warnings, changed files,
 // checks table, token usage. The links come from a LinkBuilder so that this module
 // knows nothing about VS Code.
 import type { Attempt, Citation, Task } from "./protocol";
 import { countChecks, diffStatText, elapsedMs, formatDuration, statusLabel } from "./format";
+import { totalUsage, usageText } from "./usage";
 
 export interface LinkBuilder {
   /** Opens lines [startLine, endLine] (1-based) of a file of the workspace. */
@@ -64,8 +65,89 @@ export function linkCitations(report: string, attempt: Attempt, links: LinkBuild
   });
 }
 
-function formatTokens(n: number): string {
-  return n.toLocaleString("en-US");
+/** `chunk c1-3` in a server warning: links to that command's output. */
+const CHUNK_REF = /\bchunk ([A-Za-z0-9][\w-]*)/g;
+
+function linkChunkRefs(text: string, attempt: number, links: LinkBuilder): string {
+  let out = "";
+  let last = 0;
+  for (const match of text.matchAll(CHUNK_REF)) {
+    const id = match[1] ?? "";
+    const index = match.index ?? 0;
+    out += `${escapeMarkdown(text.slice(last, index))}chunk [${escapeMarkdown(id)}](${links.chunk(attempt, id, 1, 1)})`;
+    last = index + match[0].length;
+  }
+  return out + escapeMarkdown(text.slice(last));
+}
+
+/**
+ * A server warning as Markdown: escaped (it quotes the model's report), except that
+ * `backticked` parts stay code and `chunk <id>` links to that command's output.
+ */
+export function warningMarkdown(text: string, attempt: number, links: LinkBuilder): string {
+  const parts = text.replace(/\r?\n/g, " ").split("`");
+  return parts
+    .map((part, i) => {
+      const isCode = i % 2 === 1 && i < parts.length - 1 && part.trim() !== "";
+      if (isCode) {
+        return `\`${part}\``;
+      }
+      return linkChunkRefs(i % 2 === 1 ? `\`${part}` : part, attempt, links);
+    })
+    .join("");
+}
+
+/**
+ * What a reviewer must know before applying, right after the summary: the server's
+ * warnings (unresolved citations, a report claiming tests pass while they failed, no
+ * sandbox, …) as one blockquote starting with ⚠ (the report view colours it).
+ */
+function warningBlock(attempt: Attempt, links: LinkBuilder): string[] {
+  const warnings = (attempt.warnings ?? []).map((w) => warningMarkdown(w, attempt.attempt, links));
+  const unresolved = (attempt.citations ?? []).filter((c) => !c.resolved);
+  if (unresolved.length > 0 && !(attempt.warnings ?? []).some((w) => /did not resolve/.test(w))) {
+    warnings.push(
+      `${unresolved.length} citation${unresolved.length === 1 ? "" : "s"} did not match the recorded files or logs: ` +
+        unresolved.map((c) => `\`${escapeTableCell(c.text).replace(/`/g, "'")}\``).join(", "),
+    );
+  }
+  const first = warnings[0];
+  if (first === undefined) {
+    return [];
+  }
+  if (warnings.length === 1) {
+    return [`> \u26a0 **Warning:** ${first}`, ""];
+  }
+  return [`> \u26a0 **${warnings.length} warnings**`, ">", ...warnings.map((w) => `> - ${w}`), ""];
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) {
+    return `${bytes} B`;
+  }
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** `Ran in the bwrap sandbox, on an overlay copy using 60 KB of its own: why overlay.` */
+function environmentText(attempt: Attempt): string {
+  const parts: string[] = [];
+  if (attempt.sandbox) {
+    parts.push(attempt.sandbox === "none" ? "without a sandbox" : `in the ${escapeMarkdown(attempt.sandbox)} sandbox`);
+  }
+  let why = "";
+  if (attempt.workspaceKind) {
+    const size = typeof attempt.workspaceBytes === "number" ? ` using ${formatBytes(attempt.workspaceBytes)} of its own` : "";
+    parts.push(`on a${/^[aeiou]/i.test(attempt.workspaceKind) ? "n" : ""} ${escapeMarkdown(attempt.workspaceKind)} copy${size}`);
+    why = attempt.workspaceReason ? `: ${escapeMarkdown(attempt.workspaceReason)}` : "";
+  }
+  return parts.length > 0 ? `_Ran ${parts.join(", ")}${why}._` : "";
 }
 
 function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, heading: string): string[] {
@@ -114,14 +196,7 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
     out.push(`_No report yet (${attempt.status})._`, "");
   }
 
-  const unresolved = (attempt.citations ?? []).filter((c) => !c.resolved);
-  if (unresolved.length > 0) {
-    out.push(
-      `\u26a0 ${unresolved.length} citation${unresolved.length === 1 ? "" : "s"} did not match the recorded files or logs: ` +
-        unresolved.map((c) => `\`${escapeTableCell(c.text)}\``).join(", "),
-      "",
-    );
-  }
+  out.push(...warningBlock(attempt, links));
 
   const files = attempt.files ?? [];
   if (files.length > 0) {
@@ -153,28 +228,20 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
     out.push("");
   }
 
-  const warnings = attempt.warnings ?? [];
-  if (warnings.length > 0) {
-    out.push(`${sub} Warnings`, "");
-    for (const w of warnings) {
-      out.push(`- ${escapeMarkdown(w)}`);
-    }
-    out.push("");
-  }
-
   const usage = attempt.usage;
-  if (usage) {
-    const parts = [
-      `${formatTokens(usage.inputTokens ?? 0)} input tokens${(usage.cachedTokens ?? 0) > 0 ? ` (${formatTokens(usage.cachedTokens ?? 0)} cached)` : ""}`,
-      `${formatTokens(usage.outputTokens ?? 0)} output tokens`,
-    ];
-    if (attempt.steps) {
-      parts.push(`${attempt.steps} step${attempt.steps === 1 ? "" : "s"}`);
+  const environment = environmentText(attempt);
+  if (usage || environment) {
+    out.push(`${sub} Usage`, "");
+    if (usage) {
+      const parts = [usageText(totalUsage([usage]))];
+      if (attempt.steps) {
+        parts.push(`${attempt.steps} step${attempt.steps === 1 ? "" : "s"}`);
+      }
+      out.push(parts.join(" \u00b7 "), "");
     }
-    if (typeof usage.costUsd === "number") {
-      parts.push(`$${usage.costUsd.toFixed(4)}`);
+    if (environment) {
+      out.push(environment, "");
     }
-    out.push(`${sub} Usage`, "", parts.join(" \u00b7 "), "");
   }
   return out;
 }

@@ -1,54 +1,12 @@
 // The task report: Markdown from report.ts, rendered in a webview so that citations can
 // be command links that open the cited file range or log lines.
-import MarkdownIt from "markdown-it";
 import * as vscode from "vscode";
 import type { ErrandApi } from "./api";
 import { errorMessage } from "./api";
 import type { Task } from "./protocol";
-import { renderReport, type LinkBuilder, type ReportAction } from "./report";
+import { renderReport } from "./report";
+import { renderMarkdown, reportLinks, REPORT_COMMANDS } from "./reportMarkdown";
 import type { TaskStore } from "./taskStore";
-
-/** Commands a report may link to; the webview allows no others. */
-export const REPORT_COMMANDS = [
-  "errand.openCitation",
-  "errand.previewDiff",
-  "errand.applyTask",
-  "errand.applyFiles",
-  "errand.createBranchFromTask",
-  "errand.followUpTask",
-  "errand.showLog",
-] as const;
-
-function commandLink(command: (typeof REPORT_COMMANDS)[number], arg: unknown): string {
-  return `command:${command}?${encodeURIComponent(JSON.stringify([arg]))}`;
-}
-
-export function reportLinks(taskId: string): LinkBuilder {
-  const actions: Record<ReportAction, (typeof REPORT_COMMANDS)[number] | undefined> = {
-    previewDiff: "errand.previewDiff",
-    apply: "errand.applyTask",
-    applyFiles: "errand.applyFiles",
-    createBranch: "errand.createBranchFromTask",
-    followUp: "errand.followUpTask",
-    showLog: "errand.showLog",
-    discard: undefined,
-  };
-  return {
-    file: (path, startLine, endLine) => commandLink("errand.openCitation", { kind: "file", taskId, path, startLine, endLine }),
-    chunk: (attempt, chunkId, startLine, endLine) =>
-      commandLink("errand.openCitation", { kind: "chunk", taskId, attempt, chunkId, startLine, endLine }),
-    action: (name, attempt) => {
-      const command = actions[name];
-      return command ? commandLink(command, { taskId, attempt }) : undefined;
-    },
-  };
-}
-
-const markdown = new MarkdownIt({ html: false, linkify: false, typographer: false });
-// Allow the command: links report.ts builds (markdown-it rejects unknown schemes by default).
-const defaultValidate = markdown.validateLink.bind(markdown);
-markdown.validateLink = (url: string) =>
-  REPORT_COMMANDS.some((c) => url.startsWith(`command:${c}?`)) || defaultValidate(url);
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -72,6 +30,9 @@ function html(webview: vscode.Webview, title: string, body: string): string {
   blockquote { margin: 0; padding: 2px 14px; border-left: 3px solid var(--vscode-textBlockQuote-border); background: var(--vscode-textBlockQuote-background); }
   table { border-collapse: collapse; margin: 6px 0; } th, td { border: 1px solid var(--vscode-panel-border); padding: 3px 10px; text-align: left; }
   del { color: var(--vscode-errorForeground); }
+  blockquote.warnings { border-left: 4px solid var(--vscode-editorWarning-foreground, #cca700);
+                        background: var(--vscode-inputValidation-warningBackground, rgba(204,167,0,.12)); padding: 6px 14px; }
+  blockquote.warnings ul { margin: 4px 0; padding-left: 20px; }
 </style></head>
 <body>${body}</body></html>`;
 }
@@ -123,14 +84,15 @@ export class ReportPanels implements vscode.Disposable {
     let task: Task;
     try {
       task = (await this.api.getTask(taskId)).task;
+      // Before setDetail: its change event must not make this panel render again.
+      entry.updatedAt = task.updatedAt;
       this.store.setDetail(task);
     } catch (error) {
       entry.panel.webview.html = html(entry.panel.webview, taskId, `<p>Could not load task ${escapeHtml(taskId)}: ${escapeHtml(errorMessage(error))}</p>`);
       return;
     }
-    entry.updatedAt = task.updatedAt;
     entry.panel.title = `errand: ${task.title}`;
-    const body = markdown.render(renderReport(task, reportLinks(taskId), Date.now(), entry.attempt));
+    const body = renderMarkdown(renderReport(task, reportLinks(taskId), Date.now(), entry.attempt));
     entry.panel.webview.html = html(entry.panel.webview, task.title, body);
   }
 

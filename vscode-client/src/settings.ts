@@ -21,6 +21,7 @@ export const SERVER_SETTINGS: readonly string[] = [
   "errand.api",
   "errand.sandbox",
   "errand.maxParallel",
+  "errand.prices",
 ];
 
 const APIS = ["responses", "chat"] as const;
@@ -46,7 +47,8 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | und
 
 /**
  * initializationOptions for the server. Settings left empty are omitted so that the
- * server's own defaults (environment, config file) apply.
+ * server's own defaults (environment, config file) apply. Prices are USD per million
+ * tokens; the server reports cost once input and output prices are known.
  */
 export function initializationOptions(read: SettingReader): InitOptions {
   const options: InitOptions = {};
@@ -65,6 +67,16 @@ export function initializationOptions(read: SettingReader): InitOptions {
   const maxParallel = read("maxParallel");
   if (typeof maxParallel === "number" && Number.isInteger(maxParallel) && maxParallel >= 1) {
     options.maxParallel = maxParallel;
+  }
+  const prices: NonNullable<InitOptions["prices"]> = {};
+  for (const key of ["input", "cachedInput", "output"] as const) {
+    const value = read(`prices.${key}`);
+    if (typeof value === "number" && Number.isFinite(value) && value >= 0) {
+      prices[key] = value;
+    }
+  }
+  if (Object.keys(prices).length > 0) {
+    options.prices = prices;
   }
   return options;
 }

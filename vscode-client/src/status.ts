@@ -1,13 +1,18 @@
-// The status-bar monitor: `$(sync~spin) errand: 2 running · 3 ready`; click shows the task list.
+// The status-bar monitor: `$(sync~spin) errand: 2 running · 3 ready · $0.42`; the
+// tooltip has today's and all tasks' token usage and cost; click shows the task list.
 import * as vscode from "vscode";
 import { statusBarView, type ServerState } from "./format";
 import type { TaskStore } from "./taskStore";
+import type { UsageSummary } from "./usage";
 
 export class StatusMonitor implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private server: ServerState = "starting";
 
-  constructor(private readonly store: TaskStore) {
+  constructor(
+    private readonly store: TaskStore,
+    private readonly usage: () => UsageSummary | undefined,
+  ) {
     this.item = vscode.window.createStatusBarItem("errand.status", vscode.StatusBarAlignment.Left, 50);
     this.item.name = "errand";
     this.item.command = "errand.showTasks";
@@ -21,9 +26,11 @@ export class StatusMonitor implements vscode.Disposable {
   }
 
   update(): void {
-    const view = statusBarView(this.store.counts(), this.server);
+    const showCost = vscode.workspace.getConfiguration("errand").get<boolean>("statusBar.showCost", true);
+    const view = statusBarView(this.store.counts(), this.server, this.usage(), showCost);
     this.item.text = view.text;
-    this.item.tooltip = view.tooltip;
+    const tooltip = new vscode.MarkdownString(view.tooltip, true);
+    this.item.tooltip = tooltip;
     this.item.backgroundColor = view.error ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
     this.item.accessibilityInformation = { label: view.text.replace(/\$\([^)]*\)\s*/g, "") };
   }

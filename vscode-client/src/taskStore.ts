@@ -98,10 +98,22 @@ export class TaskStore {
     return this.details.get(taskId);
   }
 
+  /**
+   * Caches a getTask result. Listeners hear of it (the task list shows warnings from
+   * it) unless it is the detail already held.
+   */
   setDetail(task: Task): void {
+    const summaryHeld = this.tasks.get(task.taskId);
+    if (summaryHeld && Date.parse(summaryHeld.updatedAt) > Date.parse(task.updatedAt)) {
+      return; // an older reply than what taskChanged already said
+    }
+    const held = this.details.get(task.taskId);
+    const same = held !== undefined && JSON.stringify(held) === JSON.stringify(task);
     this.details.set(task.taskId, task);
     // getTask carries the summary fields too.
     const { attempts: _attempts, prompt: _prompt, ...summary } = task;
-    this.upsert(summary);
+    if (!this.upsert(summary) && !same && this.tasks.has(task.taskId)) {
+      this.fire();
+    }
   }
 }

@@ -11,9 +11,12 @@ import {
   statusIcon,
   statusLabel,
   taskDescription,
+  taskWarnings,
+  warningsText,
   formatDuration,
   elapsedMs,
 } from "./format";
+import { taskUsage, totalUsage, usageText, type UsageTotals } from "./usage";
 import type { Attempt, FileStat, Task, TaskSummary } from "./protocol";
 import type { TaskStore } from "./taskStore";
 
@@ -47,7 +50,19 @@ function contextTokens(kind: "task" | "attempt", summary: TaskSummary, attempt?:
   return tokens.join(" ");
 }
 
-function taskTooltip(task: TaskSummary): vscode.MarkdownString {
+/** Warnings (plain text: they quote the model) and token usage, for tooltips. */
+function appendDetails(md: vscode.MarkdownString, warnings: readonly string[], usage: UsageTotals | undefined): void {
+  for (const warning of warnings) {
+    md.appendMarkdown("\n\n$(warning) ");
+    md.appendText(warning);
+  }
+  if (usage && usage.attempts > 0) {
+    md.appendMarkdown("\n\n");
+    md.appendText(usageText(usage));
+  }
+}
+
+function taskTooltip(task: TaskSummary, detail: Task | undefined): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   md.appendMarkdown(`**${task.title.replace(/[*_`[\]]/g, "\\$&")}**\n\n`);
   const stat = diffStatText(task.diffStat);
@@ -67,7 +82,16 @@ function taskTooltip(task: TaskSummary): vscode.MarkdownString {
   if (task.reason) {
     md.appendMarkdown(`\n\n${task.reason.replace(/[*_`[\]]/g, "\\$&")}`);
   }
+  if (detail) {
+    appendDetails(md, taskWarnings(detail), taskUsage(detail));
+  }
   return md;
+}
+
+/** The task's getTask result, if it is as new as its summary. */
+function freshDetail(store: TaskStore, task: TaskSummary): Task | undefined {
+  const detail = store.detail(task.taskId);
+  return detail && detail.updatedAt === task.updatedAt ? detail : undefined;
 }
 
 export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.Disposable {
@@ -162,9 +186,10 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     }
     const item = new vscode.TreeItem(task.title, vscode.TreeItemCollapsibleState.Collapsed);
     item.id = `task:${task.taskId}`;
-    item.description = taskDescription(task, Date.now());
+    const detail = freshDetail(this.store, task);
+    item.description = taskDescription(task, Date.now(), detail ? taskWarnings(detail).length : 0);
     item.iconPath = themeIcon(task.status);
-    item.tooltip = taskTooltip(task);
+    item.tooltip = taskTooltip(task, detail);
     item.contextValue = contextTokens("task", task);
     item.accessibilityInformation = { label: `${task.title}, ${statusLabel(task.status)}, ${item.description}` };
     item.command = { command: "errand.openTask", title: "Open Task", arguments: [node] };
@@ -196,10 +221,21 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
       if (checks) {
         parts.push(`checks ${checks}`);
       }
+      const warnings = warningsText(attempt.warnings?.length ?? 0);
+      if (warnings) {
+        parts.push(warnings);
+      }
       item.description = parts.join(" · ");
       item.iconPath = themeIcon(attempt.status);
       item.contextValue = contextTokens("attempt", summary, attempt);
-      item.tooltip = attempt.reason ?? undefined;
+      const tooltip = new vscode.MarkdownString(undefined, true);
+      tooltip.appendMarkdown(`**Attempt ${node.attempt}** \u2014 ${statusLabel(attempt.status)}`);
+      if (attempt.reason) {
+        tooltip.appendMarkdown("\n\n");
+        tooltip.appendText(attempt.reason);
+      }
+      appendDetails(tooltip, attempt.warnings ?? [], totalUsage([attempt.usage]));
+      item.tooltip = tooltip;
     }
     item.command = { command: "errand.openTask", title: "Open Task", arguments: [node] };
     return item;

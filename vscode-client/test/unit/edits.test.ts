@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applyTextEdits, baseLinesOf, fileChanges, matchesBase, proposedContent, touchedUris } from "../../src/edits";
+import { applyTextEdits, fileChanges, parseConflicts, proposedContent, touchedUris } from "../../src/edits";
 
 const at = (line: number, character: number) => ({ line, character });
 const edit = (sl: number, sc: number, el: number, ec: number, newText: string) => ({
@@ -70,39 +70,37 @@ test("fileChanges reads documentChanges: create, edit, rename, delete", () => {
   assert.deepEqual(touchedUris({ documentChanges: [{ kind: "delete", uri: "file:///r/gone.py" }] }), []);
 });
 
-const DIFF = [
-  "diff --git a/shop/cart.py b/shop/cart.py",
-  "index 0369967..28e3880 100644",
-  "--- a/shop/cart.py",
-  "+++ b/shop/cart.py",
-  "@@ -2,3 +2,3 @@ class Cart:",
-  " def total(self):",
-  "-    return 1",
-  "+    return 2",
-  " # end",
-  "diff --git a/other.py b/other.py",
-  "--- a/other.py",
-  "+++ b/other.py",
-  "@@ -1 +1 @@",
-  "-x",
-  "+y",
-  "",
-].join("\n");
-
-test("the base lines a diff shows for one file", () => {
-  const base = baseLinesOf(DIFF, "shop/cart.py");
-  assert.ok(base);
-  assert.deepEqual([...base.lines], [
-    [2, "def total(self):"],
-    [3, "    return 1"],
-    [4, "# end"],
-  ]);
-  assert.equal(baseLinesOf(DIFF, "missing.py"), undefined);
+test("fileChanges keeps the buffer version each file's edits were made against", () => {
+  const changes = fileChanges({
+    documentChanges: [
+      { textDocument: { uri: "file:///r/open.py", version: 7 }, edits: [edit(0, 0, 0, 0, "a")] },
+      { textDocument: { uri: "file:///r/disk.py", version: null }, edits: [edit(0, 0, 0, 0, "b")] },
+      { textDocument: { uri: "file:///r/old.py", version: 2 }, edits: [edit(0, 0, 0, 0, "c")] },
+      { kind: "rename", oldUri: "file:///r/old.py", newUri: "file:///r/new.py" },
+    ],
+  });
+  assert.deepEqual(
+    changes.map((c) => [c.uri, c.version]),
+    [
+      ["file:///r/open.py", 7],
+      ["file:///r/disk.py", null],
+      ["file:///r/new.py", 2],
+    ],
+  );
 });
 
-test("a file still at its base matches; one edited since does not", () => {
-  assert.equal(matchesBase(DIFF, "shop/cart.py", "class Cart:\ndef total(self):\n    return 1\n# end\n"), true);
-  assert.equal(matchesBase(DIFF, "shop/cart.py", "class Cart:\r\ndef total(self):\r\n    return 1\r\n# end\r\n"), true);
-  assert.equal(matchesBase(DIFF, "shop/cart.py", "# new header\nclass Cart:\ndef total(self):\n    return 1\n# end\n"), false);
-  assert.equal(matchesBase(DIFF, "not-in-diff.py", "anything"), true);
+test("conflict messages name their file, even a path with a colon in it", () => {
+  const conflicts = parseConflicts(
+    [
+      "README.md: changed in the workspace since the task started, and the changes overlap (three-way merge conflict)",
+      "notes: v2.txt: deleted in the workspace since the task started",
+      "other.py: already has this change (applied before?)",
+    ],
+    ["README.md", "notes: v2.txt", "notes"],
+  );
+  assert.deepEqual(
+    conflicts.map((c) => c.path),
+    ["README.md", "notes: v2.txt", "other.py"],
+  );
+  assert.match(conflicts[0]?.message ?? "", /three-way merge conflict/);
 });

@@ -8,6 +8,7 @@ import {
   isApplicable,
   statusBarView,
   taskDescription,
+  taskWarnings,
 } from "../../src/format";
 import type { TaskSummary } from "../../src/protocol";
 
@@ -98,4 +99,13 @@ test("only finished, unapplied code tasks with changes are applicable", () => {
   assert.equal(isApplicable(task({ mode: "ask" })), false);
   assert.equal(isApplicable(task({ status: "running" })), false);
   assert.equal(isApplicable(task({ diffStat: { files: 0, added: 0, removed: 0 } })), false);
+});
+
+test("a task's warnings show in its description, each warning counted once", () => {
+  const warnings = taskWarnings({ attempts: [{ warnings: ["a", "b"] }, { warnings: ["a"] }, {}] });
+  assert.deepEqual(warnings, ["a", "b"]);
+  assert.equal(
+    taskDescription(task({}), Date.parse("2030-01-01T00:00:00Z"), warnings.length),
+    "+3 \u22121 \u00b7 \u27132 \u00b7 \u26a0 2 \u00b7 1m 05s",
+  );
 });

@@ -46,3 +46,24 @@ test("every menu entry names a contributed command", () => {
     }
   }
 });
+
+test("every setting the client reads is contributed", () => {
+  const properties = (manifest.contributes as unknown as { configuration: { properties: Record<string, unknown> } }).configuration
+    .properties;
+  for (const key of [
+    "errand.server.command",
+    "errand.server.args",
+    "errand.model",
+    "errand.api",
+    "errand.sandbox",
+    "errand.maxParallel",
+    "errand.prices.input",
+    "errand.prices.cachedInput",
+    "errand.prices.output",
+    "errand.apply.saveFiles",
+    "errand.notifyOnFinish",
+    "errand.statusBar.showCost",
+  ]) {
+    assert.ok(key in properties, `package.json lacks the setting ${key}`);
+  }
+});

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { linkCitations, neutraliseCommandLinks, renderReport, type LinkBuilder } from "../../src/report";
+import { linkCitations, neutraliseCommandLinks, renderReport, warningMarkdown, type LinkBuilder } from "../../src/report";
 import type { Attempt, Task } from "../../src/protocol";
 
 const links: LinkBuilder = {
@@ -118,4 +118,67 @@ test("best of N: one section per attempt", () => {
   assert.match(md, /^## Attempt 2 \u2014 Failed/m);
   assert.match(md, /step limit reached/);
   assert.match(md, /^### Checks$/m);
+});
+
+test("warnings come right after the summary, with chunk references linked", () => {
+  const md = renderReport(
+    task({
+      attempts: [
+        attempt({
+          warnings: [
+            'the report says the tests pass ("All tests pass."), but the last test run failed: `pytest -q` exited with 1 (chunk c3)',
+            "unsandboxed: commands ran directly on this machine (sandbox 'none')",
+          ],
+        }),
+      ],
+    }),
+    links,
+    0,
+  );
+  const summary = md.indexOf("## Summary");
+  const warning = md.indexOf("> \u26a0 **2 warnings**");
+  const files = md.indexOf("## Files changed");
+  assert.ok(summary > 0 && summary < warning && warning < files, md);
+  assert.match(md, /^> - the report says the tests pass .*`pytest -q` exited with 1 \\\(chunk \[c3\]\(chunk:1\/c3#1-1\)\\\)$/m);
+  assert.match(md, /^> - unsandboxed: /m);
+});
+
+test("one warning reads as a single line; unresolved citations are not said twice", () => {
+  const a = attempt({
+    report: "See 【F:src/nope.py†L1-L2】.",
+    citations: [{ text: "【F:src/nope.py†L1-L2】", kind: "file", resolved: false, path: "src/nope.py", startLine: 1, endLine: 2 }],
+    warnings: ["1 citation(s) did not resolve: 【F:src/nope.py†L1-L2】"],
+  });
+  const md = renderReport(task({ attempts: [a] }), links, 0);
+  assert.match(md, /^> \u26a0 \*\*Warning:\*\* 1 citation\\\(s\\\) did not resolve: 【F:src\/nope\.py†L1-L2】$/m);
+  assert.equal(md.split("did not").length, 2, md);
+  // Without the server's warning (an older server), the client says it itself.
+  const older = renderReport(task({ attempts: [{ ...a, warnings: [] }] }), links, 0);
+  assert.match(older, /^> \u26a0 \*\*Warning:\*\* 1 citation did not match the recorded files or logs: `【F:src\/nope\.py†L1-L2】`$/m);
+});
+
+test("warning text from the model cannot inject links; code spans stay code", () => {
+  const out = warningMarkdown('the report says the tests pass ("[x](command:errand.applyTask?1) `a`"), but no test command was run', 1, links);
+  assert.doesNotMatch(out, /\]\(command:/);
+  assert.match(out, /`a`/);
+});
+
+test("usage shows the cost when the server knows it, and where the attempt ran", () => {
+  const md = renderReport(
+    task({
+      attempts: [
+        attempt({
+          usage: { inputTokens: 1_000_000, outputTokens: 2000, cachedTokens: 0, costUsd: 1.234 },
+          sandbox: "bwrap",
+          workspaceKind: "overlay",
+          workspaceReason: "overlayfs over a cached base checkout",
+          workspaceBytes: 2_500_000,
+        }),
+      ],
+    }),
+    links,
+    0,
+  );
+  assert.match(md, /1,000,000 input tokens \u00b7 2,000 output tokens \u00b7 \$1\.23 \u00b7 4 steps/);
+  assert.match(md, /_Ran in the bwrap sandbox, on an overlay copy using 2\.4 MB of its own: overlayfs over a cached base checkout\._/);
 });

@@ -39,3 +39,12 @@ test("empty or invalid settings are left to the server's defaults", () => {
   );
   assert.deepEqual(initializationOptions(reader({ maxParallel: 2.5 })), {});
 });
+
+test("token prices reach the server as prices, in USD per million tokens", () => {
+  assert.deepEqual(
+    initializationOptions(reader({ "prices.input": 2.5, "prices.cachedInput": 1.25, "prices.output": 10 })),
+    { prices: { input: 2.5, cachedInput: 1.25, output: 10 } },
+  );
+  assert.deepEqual(initializationOptions(reader({ "prices.input": 0, "prices.output": null })), { prices: { input: 0 } });
+  assert.deepEqual(initializationOptions(reader({ "prices.input": -1, "prices.output": "3" })), {});
+});

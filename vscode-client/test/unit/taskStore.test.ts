@@ -40,3 +40,18 @@ test("task details are cached until the task changes", () => {
   store.remove("a");
   assert.equal(store.get("a"), undefined);
 });
+
+test("a new detail is announced, the same one again is not, an older one is dropped", () => {
+  const store = new TaskStore();
+  store.upsert(summary("a", "completed", "2025-01-01T10:02:00Z"));
+  let fired = 0;
+  store.onDidChange(() => (fired += 1));
+  const detail = { ...summary("a", "completed", "2025-01-01T10:02:00Z"), prompt: "p", attempts: [] };
+  store.setDetail(detail);
+  assert.equal(fired, 1);
+  store.setDetail({ ...detail });
+  assert.equal(fired, 1);
+  store.setDetail({ ...summary("a", "running", "2025-01-01T10:01:00Z"), prompt: "p", attempts: [] });
+  assert.equal(fired, 1);
+  assert.equal(store.detail("a")?.status, "completed");
+});
