@@ -2,8 +2,13 @@
 // Debian's Chromium. The extension is the packaged .vsix, installed with
 // `code-server --install-extension`; the model is errand's replay server playing
 // scenario.json. Steps: open the fixture repository, run "errand: Delegate Task…" from
-// the command palette, wait for the status bar and the task list to show the task done,
-// open the report and the diff preview (screenshots), apply, and check the files on disk.
+// the command palette, wait for the status bar (with today's cost) and the task list to
+// show the task done, open the report and the diff preview (screenshots), apply, and
+// check the files on disk. Then: a question; a model that claims passing tests after a
+// failing run (the report warns, right after the summary) whose change merges with the
+// user's own edit in preview and Apply; a conflicting edit Apply refuses; and, after a
+// window reload (new extension host and server), a log citation opened from the
+// stored log (errand.getLog).
 //
 // Environment: CODE_SERVER (required: the code-server binary), CHROMIUM (default
 // /usr/bin/chromium), ERRAND_BIN and ERRAND_PYTHON (default: the repository's .venv),
@@ -25,6 +30,10 @@ const SCENARIO = path.join(CLIENT_ROOT, "test", "e2e", "scenario.json");
 const MODEL_NAME = "e2e";
 const PROMPT = "Fix cart totals and add a zero-quantity test";
 const QUESTION = "Where is the cart total computed?";
+const LYING = "Mention quantities in the cart docstring";
+/** What the lying scenario writes in shop/cart.py, and a line the user adds meanwhile. */
+const DOCSTRING = '"""A shopping cart: lines with a unit price and a quantity."""';
+const USER_LINE = "# prices are in cents";
 
 const env = process.env;
 const CODE_SERVER = env.CODE_SERVER ?? "";
@@ -178,6 +187,9 @@ function writeUserSettings(userDataDir: string): void {
     "workbench.secondarySideBar.defaultVisibility": "hidden",
     "errand.server.command": ERRAND_BIN,
     "errand.server.args": ["serve"],
+    // Prices make the server report cost (the replay model reports tokens).
+    "errand.prices.input": 2.5,
+    "errand.prices.output": 10,
     "errand.trace.server": env.E2E_TRACE === "1" ? "verbose" : "off",
   };
   mkdirSync(path.join(userDataDir, "User"), { recursive: true });
@@ -390,8 +402,20 @@ async function main(): Promise<void> {
         if (/failed|server stopped/.test(text)) {
           throw new Error(text);
         }
-        return text === "errand: 1 ready" ? text : undefined;
+        // Today's cost follows once the task's usage is fetched (prices are set).
+        return /^errand: 1 ready \u00b7 \$\d+\.\d+$/.test(text) ? text : undefined;
       });
+    });
+
+    await step("the status bar tooltip shows token usage and cost", async () => {
+      await statusItem(p).hover();
+      const hover = p.locator(".monaco-hover, .workbench-hover").filter({ hasText: "input tokens" }).first();
+      await hover.waitFor({ state: "visible", timeout: 15_000 });
+      const text = ((await hover.textContent()) ?? "").replace(/\s+/g, " ");
+      if (!/Today \(1 task\): [\d,]+ input tokens .*[\d,]+ output tokens \u00b7 \$\d/.test(text)) {
+        throw new Error(`tooltip lacks today's usage and cost: ${text}`);
+      }
+      await p.mouse.move(700, 300);
     });
 
     const taskRow = await step("the task list shows the task completed with its diff and checks", async () => {
@@ -497,7 +521,9 @@ async function main(): Promise<void> {
     });
 
     await step("the task is applied: status bar and task list", async () => {
-      await waitFor("the status bar to drop the ready task", 30_000, async () => ((await statusText(p)) === "errand" ? true : undefined));
+      await waitFor("the status bar to drop the ready task", 30_000, async () =>
+        /^errand: \$\d+\.\d+$/.test(await statusText(p)) ? true : undefined,
+      );
       await waitFor("the task row to say applied", 30_000, async () => {
         const label = (await p.locator('.monaco-list-row[aria-label*="applied"]').first().getAttribute("aria-label", { timeout: 1_000 })) ?? "";
         return label.includes("applied") ? true : undefined;
@@ -536,6 +562,69 @@ async function main(): Promise<void> {
       );
     });
 
+    await step("a model that claims passing tests after a failing run: the report warns", async () => {
+      await runCommand(p, "errand: Delegate Task\u2026");
+      await quickInputVisible(p);
+      await p.keyboard.type(LYING);
+      await p.keyboard.press("Enter");
+      const row = p.locator(`.monaco-list-row[aria-label^="${LYING}"][aria-label*="Completed"]`).first();
+      await row.waitFor({ timeout: 120_000 });
+      // The task row counts the warning once the task's detail is in.
+      await p.locator(`.monaco-list-row[aria-label^="${LYING}"][aria-label*="\u26a0 1"]`).first().waitFor({ timeout: 30_000 });
+      await runCommand(p, "Notifications: Clear All Notifications");
+      await row.click();
+      const frame = p.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
+      await frame.locator("h1", { hasText: LYING }).waitFor({ timeout: 30_000 });
+      const warning = frame.locator("blockquote.warnings");
+      await warning.waitFor({ timeout: 10_000 });
+      const text = ((await warning.textContent()) ?? "").replace(/\s+/g, " ");
+      if (!/the report says the tests pass \("[^"]*All tests pass\."\), but the last test run failed/.test(text)) {
+        throw new Error(`unexpected warning: ${text}`);
+      }
+      // Right after the summary, before the files and checks.
+      const order = await frame.locator("body").evaluate((body) =>
+        [...body.querySelectorAll("h2, blockquote.warnings")].map((e) => (e.tagName === "H2" ? e.textContent : "warnings")),
+      );
+      if (order.join(",") !== "Summary,warnings,Files changed,Checks,Usage") {
+        throw new Error(`the warning is not right after the summary: ${order.join(", ")}`);
+      }
+      await warning.locator("a", { hasText: /^c\d+-\d+$/ }).first().waitFor({ timeout: 5_000 });
+      await p.mouse.move(200, 600);
+      await p.waitForTimeout(500);
+      await screenshot(p, "report-warning.png");
+    });
+
+    await step("the user edits the same file meanwhile: the preview and Apply merge both changes", async () => {
+      const cart = path.join(repo, "shop", "cart.py");
+      const mine = `${readFileSync(cart, "utf8")}${USER_LINE}\n`;
+      writeFileSync(cart, mine);
+      await runCommand(p, "Notifications: Clear All Notifications");
+      await runCommand(p, "errand: Preview Diff");
+      await quickInputVisible(p);
+      await pickRow(p, LYING).click();
+      await p.locator(".notifications-toasts", { hasText: "you changed shop/cart.py since" }).waitFor({ timeout: 30_000 });
+      await waitFor("the merged proposal in the diff editor", 30_000, async () => {
+        const tab = (await p.locator(".tab.active").getAttribute("aria-label", { timeout: 1_000 })) ?? "";
+        const proposed = await editorText(p.locator(".editor-group-container.active .monaco-diff-editor .editor.modified"));
+        return tab.includes("merged with your edits") && proposed.includes(DOCSTRING) && proposed.includes(USER_LINE)
+          ? true
+          : undefined;
+      });
+      await p.mouse.move(200, 600);
+      await p.waitForTimeout(500);
+      await screenshot(p, "diff-merged.png");
+      await runCommand(p, "Notifications: Clear All Notifications");
+      await runCommand(p, "errand: Apply");
+      await quickInputVisible(p);
+      await pickRow(p, LYING).click();
+      await p.locator(".notifications-toasts", { hasText: "Merged with your own edits in shop/cart.py" }).waitFor({ timeout: 60_000 });
+      await waitFor("both changes on disk", 30_000, () => {
+        const text = readFileSync(cart, "utf8");
+        return text.startsWith(`${DOCSTRING}\n`) && text.endsWith(`${USER_LINE}\n`) && text.includes(FIXED_LINE) ? true : undefined;
+      });
+      await runCommand(p, "View: Close All Editors");
+    });
+
     await step("a conflicting edit: preview warns, Apply refuses and says why", async () => {
       const prompt = "Describe quantities in the README";
       await runCommand(p, "errand: Delegate Task\u2026");
@@ -549,7 +638,10 @@ async function main(): Promise<void> {
       await runCommand(p, "errand: Preview Diff");
       await quickInputVisible(p);
       await pickRow(p, prompt).click();
-      await p.locator(".notifications-toasts", { hasText: "README.md changed since" }).waitFor({ timeout: 30_000 });
+      // The task's only file conflicts: the preview says so instead of showing a diff.
+      await p
+        .locator(".notifications-toasts", { hasText: "left out of the preview: README.md: changed in the workspace since the task started" })
+        .waitFor({ timeout: 30_000 });
       await runCommand(p, "Notifications: Clear All Notifications");
       await runCommand(p, "errand: Apply");
       await quickInputVisible(p);
@@ -566,6 +658,35 @@ async function main(): Promise<void> {
       await p.mouse.move(200, 600);
       await p.waitForTimeout(800);
       await screenshot(p, "apply-conflict.png");
+    });
+
+    await step("after a window reload (new server, new extension host), citations open the stored log", async () => {
+      await runCommand(p, "Notifications: Clear All Notifications");
+      const navigated = p.waitForEvent("framenavigated", { predicate: (frame) => frame === p.mainFrame(), timeout: 60_000 });
+      await runCommand(p, "Developer: Reload Window");
+      await navigated;
+      await p.waitForLoadState("load");
+      await p.locator(".monaco-workbench").waitFor({ state: "visible", timeout: 60_000 });
+      // The new server lists the tasks (the README task is still ready) and their cost.
+      await waitFor("the errand server to list the tasks again", 120_000, async () => {
+        const text = await statusText(p).catch(() => "");
+        return /^errand: 1 ready \u00b7 \$\d/.test(text) ? text : undefined;
+      });
+      await runCommand(p, "errand: Open Task");
+      await quickInputVisible(p);
+      await pickRow(p, PROMPT).click();
+      const frame = p.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
+      await frame.locator("h1", { hasText: PROMPT }).waitFor({ timeout: 30_000 });
+      await frame.locator("a", { hasText: "c1-1:L1-12" }).first().click();
+      await waitFor("the stored log with the failing run, the cited lines selected", 30_000, async () => {
+        const group = p.locator(".editor-group-container.active");
+        const text = await editorText(group);
+        const selected = await group.locator(".selected-text").count();
+        return text.includes("$ python3 -m unittest -v") && text.includes("FAILED") && selected > 0 ? true : undefined;
+      });
+      await p.mouse.move(200, 600);
+      await p.waitForTimeout(500);
+      await screenshot(p, "task-log.png");
     });
   } catch (error) {
     if (page) {
