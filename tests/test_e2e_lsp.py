@@ -108,6 +108,11 @@ async def test_delegate_stream_diff_apply(tmp_path: Path, replay: Any) -> None:
         assert [e["chunkId"] for e in finished] == ["c1-1", "c1-2"]
 
         # Work-done progress was created, begun and ended.
+        await client.wait_for(
+            lambda: any(p[0] == "progress" and p[2]["kind"] == "end" for p in client.progress),
+            10,
+            "the progress to end",
+        )
         tokens = [p for p in client.progress if p[0] == "progress"]
         progress_kinds = [p[2]["kind"] for p in tokens]
         assert "begin" in progress_kinds and progress_kinds[-1] == "end"
