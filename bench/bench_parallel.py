@@ -103,11 +103,15 @@ async def run(repo: Path, data_dir: Path, tasks: int, parallel: int) -> dict[str
     }
 
 
-def measure(tasks: int = 32, parallel: int = 4, files: int = 10_000) -> dict[str, float]:
+def measure(
+    tasks: int = 32, parallel: int = 4, files: int = 10_000, repo: Path | None = None
+) -> dict[str, float]:
+    """``repo``: a repository made by :func:`common.make_repo` to reuse (not modified)."""
     tmp = Path(tempfile.mkdtemp(prefix="errand-bench-parallel-"))
     try:
-        print(f"generating a {files}-file repository...", file=sys.stderr)
-        repo = make_repo(tmp / "repo", files)
+        if repo is None:
+            print(f"generating a {files}-file repository...", file=sys.stderr)
+            repo = make_repo(tmp / "repo", files)
         print(f"running {tasks} tasks, {parallel} at a time...", file=sys.stderr)
         r = asyncio.run(run(repo, tmp / "data", tasks, parallel))
     finally:

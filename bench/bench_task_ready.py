@@ -2,13 +2,15 @@
 
 Generates a 10k-file repository (with a few uncommitted changes), starts ``errand serve``
 over stdio the way an editor does, warms the base with one task, then delegates tasks
-one after another. "Ready" is when the client receives the attempt's ``running`` status:
-the snapshot is taken, the copy exists and the sandbox is open. The scripted model then
-asks for ``true``; "first command" is when its ``commandStarted`` reaches the client.
+one after another, editing a file before each (so every snapshot is a new tree).
+"Ready" is when the client receives the attempt's ``running`` status: the snapshot is
+taken, the copy exists and the sandbox is open. The scripted model then asks for
+``true``; "first command" is when its ``commandStarted`` reaches the client.
 
-The baseline, measured in the same run on the same repository, is ``git worktree add``.
-The components (snapshot, overlay copy, full checkout, one bubblewrap command) are
-timed in-process as well, to show where the time goes.
+The baseline, measured in the same run on the same repository, is ``git worktree add``,
+run between every fourth task so that both see the same machine conditions. The
+components (snapshot, overlay copy, full checkout, one bubblewrap command) are timed
+in-process as well, to show where the time goes.
 
 Run: .venv/bin/python bench/bench_task_ready.py [--runs N] [--files N]
 """
@@ -43,14 +45,25 @@ TARGET_MS = 20.0
 TARGET_RATIO = 40.0
 
 
-async def served(repo: Path, data_dir: Path, runs: int) -> tuple[list[float], list[float]]:
+async def served(
+    repo: Path, data_dir: Path, runs: int, worktree_every: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Delegate ``runs`` tasks one after another (after one that warms the base), with a
+    ``git worktree add`` between every ``worktree_every`` of them, so that errand and the
+    baseline are measured under the same conditions."""
     scenario = {"name": "ready", "turns": [shell("true"), {"content": "done"}]}
     replay = Replay([scenario], data_dir.parent)
     server = await start_server(repo, server_env(data_dir, replay.url, "ready"))
+    edited = repo / "pkg0" / "sub0" / "mod_0.py"
     ready: list[float] = []
     first: list[float] = []
+    baseline: list[float] = []
     try:
         for n in range(runs + 1):
+            if n > 0 and n % worktree_every == 0:
+                baseline.append(await asyncio.to_thread(worktree_add, repo, data_dir.parent, n))
+            # The user keeps editing: every snapshot is a new tree.
+            edited.write_text(f"edited = {n}\n", encoding="utf-8")
             sent = time.perf_counter()
             task_id = (await server.command("errand.delegate", {"prompt": f"task {n}"}))["taskId"]
             await server.wait_for(lambda t=task_id: server.ended(t))
@@ -69,18 +82,17 @@ async def served(repo: Path, data_dir: Path, runs: int) -> tuple[list[float], li
     finally:
         await server.stop()
         replay.stop()
-    return ready, first
+    return ready, first, baseline
 
 
-def worktree_add(repo: Path, where: Path, runs: int) -> list[float]:
-    samples = []
-    for n in range(runs):
-        target = where / f"wt{n}"
-        started = time.perf_counter()
-        git(repo, "worktree", "add", "--quiet", "--detach", str(target))
-        samples.append((time.perf_counter() - started) * 1000)
-        git(repo, "worktree", "remove", "--force", str(target))
-    return samples
+def worktree_add(repo: Path, where: Path, n: int) -> float:
+    """Milliseconds of one ``git worktree add`` (then removed again)."""
+    target = where / f"wt{n}"
+    started = time.perf_counter()
+    git(repo, "worktree", "add", "--quiet", "--detach", str(target))
+    elapsed = (time.perf_counter() - started) * 1000
+    git(repo, "worktree", "remove", "--force", str(target))
+    return elapsed
 
 
 def components(repo: Path, data_dir: Path, runs: int) -> dict[str, list[float]]:
@@ -121,15 +133,19 @@ def components(repo: Path, data_dir: Path, runs: int) -> dict[str, list[float]]:
     return times
 
 
-def measure(runs: int, files: int) -> dict[str, float]:
+def measure(runs: int, files: int, repo: Path | None = None) -> dict[str, float]:
+    """``repo``: a repository made by :func:`common.make_repo` to reuse (one of its files
+    is edited between tasks)."""
     tmp = Path(tempfile.mkdtemp(prefix="errand-bench-ready-"))
     try:
-        print(f"generating a {files}-file repository...", file=sys.stderr)
-        repo = make_repo(tmp / "repo", files)
-        print("timing git worktree add...", file=sys.stderr)
-        baseline = worktree_add(repo, tmp, max(3, runs // 4))
-        print(f"delegating {runs} tasks to errand serve...", file=sys.stderr)
-        ready, first = asyncio.run(served(repo, tmp / "data", runs))
+        if repo is None:
+            print(f"generating a {files}-file repository...", file=sys.stderr)
+            repo = make_repo(tmp / "repo", files)
+        print(
+            f"delegating {runs} tasks to errand serve, with git worktree add between...",
+            file=sys.stderr,
+        )
+        ready, first, baseline = asyncio.run(served(repo, tmp / "data", runs, 4))
         print("timing the components in-process...", file=sys.stderr)
         parts = components(repo, tmp / "parts", max(5, runs // 2))
     finally:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +23,9 @@ import bench_log_latency
 import bench_parallel
 import bench_step_overhead
 import bench_task_ready
-from common import table, verdict
+from common import make_repo, table, verdict
+
+from errand.config import Settings
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,10 +58,16 @@ def main() -> int:
         "at the start (other work on the machine shows up in every figure)"
     )
 
-    section("task ready (bench_task_ready.py)")
-    ready = bench_task_ready.measure(runs, 10_000)
-    section("32 tasks at once (bench_parallel.py)")
-    parallel = bench_parallel.measure(32, 4, 10_000)
+    shared = Path(tempfile.mkdtemp(prefix="errand-bench-repo-"))
+    try:
+        print("generating a 10000-file repository...", file=sys.stderr)
+        repo = make_repo(shared / "repo", 10_000)
+        section("task ready (bench_task_ready.py)")
+        ready = bench_task_ready.measure(runs, 10_000, repo)
+        section("32 tasks at once (bench_parallel.py)")
+        parallel = bench_parallel.measure(32, Settings().max_parallel, 10_000, repo)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     section("diff -> WorkspaceEdit (bench_edits.py)")
     edits = edits_ms()
     section("idle server RSS (bench_idle_rss.py)")

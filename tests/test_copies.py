@@ -249,6 +249,24 @@ def test_fallback_reason_is_recorded_on_the_copy(tmp_path: Path) -> None:
     forced.remove(copy)
 
 
+def test_changed_files_are_written_the_way_git_checks_them_out(tmp_path: Path) -> None:
+    # Attributes apply to the user's changed files as to the base's: eol=crlf here.
+    repo = make_repo(
+        tmp_path / "repo", {".gitattributes": "*.txt eol=crlf\n", "a.txt": "one\ntwo\n"}
+    )
+    (repo / "b.txt").write_text("new\nfile\n")
+    (repo / "a.txt").write_text("one\nchanged\n")
+    data_dir = tmp_path / "data"
+    manager = choose_provider(data_dir, prefer="overlay")
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    copy = manager.create(snapshot, data_dir / "copies" / "t-1")
+    assert (copy.path / "a.txt").read_bytes() == b"one\r\nchanged\r\n"
+    assert (copy.path / "b.txt").read_bytes() == b"new\r\nfile\r\n"
+    assert run_git(copy.path, "status", "--porcelain") == ""
+    assert workspace.record_result(snapshot, copy).files == []
+    manager.remove(copy)
+
+
 def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
     repo = tmp_path / "fresh"
     repo.mkdir()

@@ -39,7 +39,6 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import subprocess
 import threading
 import time
@@ -114,7 +113,7 @@ def ensure_base(snapshot: Snapshot) -> tuple[Base, list[TreeChange]]:
 
 def _nearest_base(folder: Path, snapshot: Snapshot) -> tuple[Base, list[TreeChange]] | None:
     candidates = sorted(
-        (p for p in _list_dir(folder) if p.suffix == ".index"),
+        (p for p in _list_dir(folder) if p.suffix == ".index" and not p.name.startswith(".")),
         key=_mtime_of_stem,
         reverse=True,
     )
@@ -153,6 +152,11 @@ def _build_base(snapshot: Snapshot, base: Base) -> None:
             tree = snapshot.head or EMPTY_TREE
             gitops.run(["read-tree", tree], cwd=tmp, env=env)
             gitops.run(["checkout-index", "--all", "--force", "--index"], cwd=tmp, env=env)
+            # The base carries a ``.git`` for its copies (objects from the mirror, the
+            # base's index): a copy then only writes its HEAD.
+            workspace.write_git_dir(
+                tmp / ".git", snapshot.mirror, "ref: refs/heads/base\n", tmp_index, link=True
+            )
             if base.path.exists():  # a half-made base from a crash
                 _rmtree(base.path)
             tmp.rename(base.path)
@@ -200,45 +204,20 @@ def tree_changes(mirror: Path, base: str, tree: str) -> list[TreeChange]:
     return changes
 
 
-def apply_changes(mirror: Path, work_tree: Path, changes: list[TreeChange]) -> None:
-    """Write the snapshot's side of ``changes`` into ``work_tree`` (which holds the base).
+def apply_changes(mirror: Path, work_tree: Path, index: Path, changes: list[TreeChange]) -> None:
+    """Bring ``work_tree`` and its ``index`` (both at the base) to the snapshot.
 
-    Deleted paths are unlinked and folders left empty removed; new content is read with
-    one ``git cat-file --batch`` and written with its mode (symlinks as symlinks,
-    submodules as empty folders). An existing path is unlinked before it is written, and
-    no symlink in the way is ever followed."""
+    Deleted paths are unlinked and folders left empty removed; ``update-index
+    --index-info`` records the new entries (without stat data: git hashes those few files
+    once); ``checkout-index`` writes them as git would, with modes, symlinks, submodule
+    folders and the repository's attributes (end of line, filters), and without following
+    a symlink in the way. ``index`` is read, not rewritten, by the checkout."""
+    if not changes:
+        return
     for change in changes:
         if change.deleted:
             _remove_path(work_tree, change.path)
-    wanted = [c for c in changes if not c.deleted and c.mode != "160000"]
-    blobs = workspace.read_objects(mirror, [c.sha for c in wanted])
-    root = os.fsencode(work_tree)
-    for change in changes:
-        if change.deleted:
-            continue
-        target = os.path.join(root, change.path)
-        _make_parents(root, change.path)
-        _remove_entry(target)
-        if change.mode == "160000":
-            os.mkdir(target)
-    for change, data in zip(wanted, blobs, strict=True):
-        if data is None:
-            raise gitops.GitError(f"object {change.sha} is missing from the mirror")
-        target = os.path.join(root, change.path)
-        if change.mode == "120000":
-            os.symlink(data, target)
-            continue
-        mode = 0o777 if change.mode == "100755" else 0o666
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-
-
-def update_index(mirror: Path, work_tree: Path, index: Path, changes: list[TreeChange]) -> None:
-    """Make ``index`` (the base's) describe the snapshot, with one ``update-index``.
-    Entries for changed paths carry no stat data; git hashes those few files once."""
-    if not changes:
-        return
+    env = _mirror_env(mirror, work_tree, index)
     removed = [b"0 " + b"0" * 40 + b"\t" + c.path + b"\0" for c in changes if c.deleted]
     added = [
         c.mode.encode() + b" " + c.sha.encode() + b"\t" + c.path + b"\0"
@@ -248,36 +227,17 @@ def update_index(mirror: Path, work_tree: Path, index: Path, changes: list[TreeC
     gitops.run_bytes(
         ["update-index", "-z", "--index-info"],
         cwd=work_tree,
-        env=_mirror_env(mirror, work_tree, index),
+        env=env,
         input_bytes=b"".join(removed + added),
     )
-
-
-def _make_parents(root: bytes, rel: bytes) -> None:
-    """Create the folders leading to ``rel`` under ``root``, replacing any file or
-    symlink in the way (the base may have had a file where the snapshot has a folder)."""
-    current = root
-    for part in rel.split(b"/")[:-1]:
-        current = os.path.join(current, part)
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            os.mkdir(current)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(current)
-            os.mkdir(current)
-
-
-def _remove_entry(target: bytes) -> None:
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(target)
-    else:
-        os.unlink(target)
+    written = b"".join(c.path + b"\0" for c in changes if not c.deleted)
+    if written:
+        gitops.run_bytes(
+            ["checkout-index", "--force", "-z", "--stdin"],
+            cwd=work_tree,
+            env=env,
+            input_bytes=written,
+        )
 
 
 def _remove_path(root: Path, rel: bytes) -> None:
@@ -319,18 +279,26 @@ def _finish_copy(
 ) -> Path:
     """Put the user's changes into a copy of the base and give it its indexes.
 
-    errand's private index starts as the base's: stat data of untouched files still
-    matches (overlay keeps inode numbers and times), and ``git add`` at the end rehashes
-    whatever differs. The copy's own ``.git/index`` is the base's updated to the
-    snapshot, so ``git status`` inside the sandbox shows only what the agent did."""
+    errand's private index starts as the base's (a hard link: git replaces an index by
+    renaming, never writes into it): stat data of untouched files still matches (overlay
+    keeps inode numbers and times), and ``git add`` at the end rehashes whatever differs.
+    The copy's own ``.git`` comes with the base; its HEAD is set to the snapshot and its
+    index updated to the snapshot, so ``git status`` inside the sandbox shows only what
+    the agent did."""
     index = _index_path(dest)
-    shutil.copy2(base.index, index)
+    workspace.link_or_copy(base.index, index)
     if refresh:  # the files' inode numbers and ctimes differ from the base's
         env = _mirror_env(snapshot.mirror, dest, index)
         gitops.run(["update-index", "-q", "--refresh"], cwd=dest, env=env)
-    apply_changes(snapshot.mirror, dest, changes)
-    workspace.init_copy_git(snapshot, dest, index)
-    update_index(snapshot.mirror, dest, dest / ".git" / "index", changes)
+    git_dir = dest / ".git"
+    if (git_dir / "index").is_file() and (git_dir / "objects" / "info" / "alternates").is_file():
+        (git_dir / "HEAD").write_text(f"{snapshot.commit}\n", encoding="ascii")
+        if refresh:
+            (git_dir / "index").unlink()
+            shutil.copy2(index, git_dir / "index")
+    else:  # a base made before bases carried their .git
+        workspace.init_copy_git(snapshot, dest, index)
+    apply_changes(snapshot.mirror, dest, git_dir / "index", changes)
     return index
 
 
@@ -675,10 +643,10 @@ def _probe_overlay(data_dir: Path) -> str | None:
 
 def _probe_reflink(data_dir: Path) -> str | None:
     root = bases_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
     src = root / f".probe-{secrets.token_hex(4)}"
     dst = src.with_name(src.name + "-clone")
     try:
+        root.mkdir(parents=True, exist_ok=True)
         src.write_bytes(b"errand reflink probe\n")
         with open(src, "rb") as s, open(dst, "wb") as d:
             fcntl.ioctl(d.fileno(), _FICLONE, s.fileno())
@@ -686,8 +654,9 @@ def _probe_reflink(data_dir: Path) -> str | None:
     except OSError as exc:
         return f"{filesystem_type(data_dir)} under the data folder has no reflinks ({exc.strerror})"
     finally:
-        src.unlink(missing_ok=True)
-        dst.unlink(missing_ok=True)
+        for path in (src, dst):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def filesystem_type(path: Path) -> str:

@@ -567,7 +567,8 @@ class TaskEngine:
     async def _agent(self, state: TaskState, attempt: AttemptState) -> str:
         assert attempt.copy is not None and attempt.sandbox is not None
         info = attempt.info
-        model = self._model_factory(self.settings)
+        # Making a client loads TLS certificates (tens of ms): not on the event loop.
+        model = await self._in_thread(self._model_factory, self.settings)
         toolbox = Toolbox(
             attempt.sandbox,
             attempt.copy.path,

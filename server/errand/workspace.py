@@ -90,20 +90,31 @@ class DiffResult:
 
 
 def find_repository(folder: Path) -> Repository:
+    return locate(folder)[0]
+
+
+def locate(folder: Path) -> tuple[Repository, str | None]:
+    """The repository holding ``folder`` and its HEAD commit (None while unborn), with
+    one ``git rev-parse`` in the usual case."""
     folder = folder.resolve()
     if not folder.is_dir():
         raise WorkspaceError(f"{folder} is not a folder")
+    where = ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"]
+    head: str | None = None
     try:
-        out = gitops.run(
-            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
-            cwd=folder,
-        )
-    except gitops.GitError as exc:
-        raise WorkspaceError(
-            f"{folder} is not inside a git repository; errand works on git repositories "
-            "(run `git init` there first)"
-        ) from exc
-    lines = out.splitlines()
+        lines = gitops.run([*where, "--verify", "-q", "HEAD^{commit}"], cwd=folder).splitlines()
+        if len(lines) == 4:
+            head = lines.pop()
+    except gitops.GitError:
+        lines = []  # no HEAD yet, or not a repository: ask again, without HEAD
+    if not lines:
+        try:
+            lines = gitops.run(where, cwd=folder).splitlines()
+        except gitops.GitError as exc:
+            raise WorkspaceError(
+                f"{folder} is not inside a git repository; errand works on git repositories "
+                "(run `git init` there first)"
+            ) from exc
     if len(lines) != 3:
         raise WorkspaceError(f"{folder}: a bare repository has no working tree to delegate on")
     root = Path(lines[0]).resolve()
@@ -111,7 +122,7 @@ def find_repository(folder: Path) -> Repository:
     common = Path(lines[2])
     common_dir = (common if common.is_absolute() else folder / common).resolve()
     subdir = folder.relative_to(root).as_posix()
-    return Repository(root, git_dir, common_dir, "" if subdir == "." else subdir)
+    return Repository(root, git_dir, common_dir, "" if subdir == "." else subdir), head
 
 
 def mirror_path(data_dir: Path, repo_root: Path) -> Path:
@@ -137,9 +148,8 @@ def ensure_mirror(data_dir: Path, repo: Repository) -> Path:
 
 def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
     """Capture what the user sees in ``folder``'s repository as a commit in the mirror."""
-    repo = find_repository(folder)
+    repo, head = locate(folder)
     mirror = ensure_mirror(data_dir, repo)
-    head = _head(repo)
     with tempfile.TemporaryDirectory(prefix="errand-snap-") as tmp:
         index = Path(tmp) / "index"
         user_index = repo.git_dir / "index"
@@ -175,21 +185,22 @@ def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
         ["commit-tree", tree, *parents, "-m", "errand snapshot"],
         env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
     )
-    gitops.run(
-        ["update-ref", SNAPSHOT_REF_PREFIX + commit, commit],
-        env={"GIT_DIR": str(mirror), **gitops.ISOLATED},
-    )
+    _keep(mirror, SNAPSHOT_REF_PREFIX + commit, commit)
     return Snapshot(repo.root, mirror, commit, tree, head, repo.subdir)
 
 
-def _head(repo: Repository) -> str | None:
-    try:
-        return gitops.run(
-            ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            env={"GIT_DIR": str(repo.git_dir)},
-        )
-    except gitops.GitError:
-        return None
+def _keep(mirror: Path, ref: str, commit: str) -> None:
+    """Point ``ref`` at ``commit`` in errand's mirror. The mirror is errand's own
+    repository with the files ref backend (made by ``git init`` here), so a new ref is a
+    file holding the commit: written directly, that spares a process per snapshot."""
+    path = mirror / ref
+    if (mirror / "reftable").exists() or path.exists():
+        gitops.run(["update-ref", ref, commit], env={"GIT_DIR": str(mirror), **gitops.ISOLATED})
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{commit}\n", encoding="ascii")
+    tmp.replace(path)
 
 
 # --- task copies ---------------------------------------------------------------------
@@ -270,19 +281,36 @@ _COPY_GIT_CONFIG = """[core]
 
 def init_copy_git(snapshot: Snapshot, dest: Path, index: Path) -> None:
     """Give the copy a small ``.git`` of its own: HEAD at the snapshot commit, objects
-    borrowed from the mirror, and an index that matches the checked-out files. Written
-    directly (what ``git init --template=`` makes) to spare a process."""
-    git_dir = dest / ".git"
+    borrowed from the mirror, and an index that matches the checked-out files."""
+    write_git_dir(dest / ".git", snapshot.mirror, f"{snapshot.commit}\n", index)
+
+
+def write_git_dir(
+    git_dir: Path, mirror: Path, head: str, index: Path, *, link: bool = False
+) -> None:
+    """Write what ``git init --template=`` makes (sparing a process), with objects
+    borrowed from ``mirror``, ``head`` as HEAD's content and a copy of ``index`` (a hard
+    link when ``link``: git replaces an index by renaming, never writes into it)."""
     (git_dir / "objects" / "info").mkdir(parents=True)
     (git_dir / "objects" / "pack").mkdir()
     (git_dir / "refs" / "heads").mkdir(parents=True)
     (git_dir / "refs" / "tags").mkdir()
     (git_dir / "config").write_text(_COPY_GIT_CONFIG, encoding="utf-8")
     (git_dir / "objects" / "info" / "alternates").write_text(
-        f"{snapshot.mirror / 'objects'}\n", encoding="utf-8"
+        f"{mirror / 'objects'}\n", encoding="utf-8"
     )
-    (git_dir / "HEAD").write_text(f"{snapshot.commit}\n", encoding="utf-8")
-    shutil.copy2(index, git_dir / "index")
+    (git_dir / "HEAD").write_text(head, encoding="utf-8")
+    if link:
+        link_or_copy(index, git_dir / "index")
+    else:
+        shutil.copy2(index, git_dir / "index")
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def tree_bytes(root: Path) -> int:
