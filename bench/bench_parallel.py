@@ -86,6 +86,9 @@ async def run(repo: Path, data_dir: Path, tasks: int, parallel: int) -> dict[str
             for e in server.logs
             if e.params["kind"] == "commandFinished" and e.params["taskId"] in task_ids
         )
+        prepared = [server.status_log(t, "preparing") for t in task_ids]
+        starts = [p.at if p is not None else float("inf") for p in prepared]
+        in_order = starts == sorted(starts)
         listed = (await server.command("errand.listTasks"))["tasks"]
         assert len(listed) == tasks
     finally:
@@ -100,6 +103,7 @@ async def run(repo: Path, data_dir: Path, tasks: int, parallel: int) -> dict[str
         "during_n": len(during),
         "idle_p50": median(idle),
         "idle_p99": percentile(idle, 99),
+        "in_order": float(in_order),
     }
 
 
@@ -122,7 +126,8 @@ def measure(
     print(
         f"{int(r['completed'])}/{tasks} tasks completed, {int(r['commands'])} commands, "
         f"in {r['wall_s']:.1f} s ({parallel} in parallel, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f})"
+        f"load average {os.getloadavg()[0]:.1f}); started in queue order: "
+        f"{'yes' if r['in_order'] else 'NO'}"
     )
     rows = [
         ["errand.listTasks during the run", r["during_p50"], r["during_p99"], r["idle_p99"],

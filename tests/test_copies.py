@@ -267,6 +267,24 @@ def test_changed_files_are_written_the_way_git_checks_them_out(tmp_path: Path) -
     manager.remove(copy)
 
 
+def test_concurrent_snapshots_of_one_repository_are_shared(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo = user_repo(tmp_path)
+    data_dir = tmp_path / "data"
+    folders = [repo, repo / "many", repo / "keep" / "deep"] * 4
+    with ThreadPoolExecutor(max_workers=len(folders)) as pool:
+        snapshots = list(pool.map(lambda f: workspace.take_snapshot(f, data_dir), folders))
+    # At most one walk was running when the others asked, and one more served them all.
+    assert len({s.commit for s in snapshots}) <= 2
+    assert len({s.tree for s in snapshots}) == 1
+    assert [s.subdir for s in snapshots[:3]] == ["", "many", "keep/deep"]
+    # A snapshot asked for later sees later changes.
+    (repo / "calc.py").write_text("changed again\n")
+    later = workspace.take_snapshot(repo, data_dir)
+    assert later.tree != snapshots[0].tree
+
+
 def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
     repo = tmp_path / "fresh"
     repo.mkdir()

@@ -494,10 +494,12 @@ class TaskEngine:
         reason: str | None = None
         status: Status = "failed"
         try:
-            await state.prepared.wait()
-            if state.snapshot is None:
-                raise EngineError(state.task.reason or "the workspace could not be snapshotted")
+            # Slots are taken in queue order (the semaphore wakes waiters first come,
+            # first served), then the attempt waits for its task's snapshot.
             async with self._slots:
+                await state.prepared.wait()
+                if state.snapshot is None:
+                    raise EngineError(state.task.reason or "the workspace could not be snapshotted")
                 await self._set_attempt(state, attempt, "preparing")
                 info.started_at = now_iso()
                 if attempt.copy is None:

@@ -18,10 +18,13 @@ Every function here is blocking.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,25 +134,87 @@ def mirror_path(data_dir: Path, repo_root: Path) -> Path:
 
 
 def ensure_mirror(data_dir: Path, repo: Repository) -> Path:
+    """errand's mirror of ``repo``, made on first use. Safe when several tasks (or
+    servers) ask at once: the making is done under a file lock."""
     mirror = mirror_path(data_dir, repo.root)
     alternates = mirror / "objects" / "info" / "alternates"
-    if not alternates.exists():
-        mirror.parent.mkdir(parents=True, exist_ok=True)
-        gitops.run(["init", "--bare", "--quiet", "--template=", str(mirror)], env=gitops.ISOLATED)
-        alternates.parent.mkdir(parents=True, exist_ok=True)
-        alternates.write_text(f"{repo.common_dir / 'objects'}\n", encoding="utf-8")
-        (mirror / "errand-origin").write_text(f"{repo.root}\n", encoding="utf-8")
     exclude = mirror / "info" / "exclude"
-    if not exclude.exists():
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        exclude.write_text("\n".join(RESULT_EXCLUDES) + "\n", encoding="utf-8")
+    if alternates.exists() and exclude.exists():
+        return mirror
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    with open(mirror.with_name(mirror.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not alternates.exists():
+            gitops.run(
+                ["init", "--bare", "--quiet", "--template=", str(mirror)], env=gitops.ISOLATED
+            )
+            alternates.parent.mkdir(parents=True, exist_ok=True)
+            tmp = alternates.with_name("alternates.tmp")
+            tmp.write_text(f"{repo.common_dir / 'objects'}\n", encoding="utf-8")
+            (mirror / "errand-origin").write_text(f"{repo.root}\n", encoding="utf-8")
+            tmp.replace(alternates)
+        if not exclude.exists():
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            exclude.write_text("\n".join(RESULT_EXCLUDES) + "\n", encoding="utf-8")
     return mirror
+
+
+class _Snapshots:
+    """Snapshots of one repository, one at a time, shared by those who waited.
+
+    A caller needs a snapshot that *started* after it asked. While one runs, later
+    callers wait for it to end; the next snapshot then serves all of them. So 32 tasks
+    delegated at once cost two walks of the working tree, not 32.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.busy = False
+        self.started = 0
+        self.done = 0
+        self.result: Snapshot | BaseException | None = None
+
+
+_snapshots_lock = threading.Lock()
+_snapshots: dict[Path, _Snapshots] = {}
 
 
 def take_snapshot(folder: Path, data_dir: Path) -> Snapshot:
     """Capture what the user sees in ``folder``'s repository as a commit in the mirror."""
     repo, head = locate(folder)
     mirror = ensure_mirror(data_dir, repo)
+    with _snapshots_lock:
+        slot = _snapshots.setdefault(mirror, _Snapshots())
+    with slot.cond:
+        asked = slot.started
+        while True:
+            if slot.done > asked and slot.result is not None:
+                result = slot.result
+                if isinstance(result, BaseException):
+                    raise WorkspaceError(f"could not snapshot {repo.root}: {result}")
+                return dataclasses.replace(result, subdir=repo.subdir)
+            if not slot.busy:
+                slot.busy = True
+                slot.started += 1
+                mine = slot.started
+                break
+            slot.cond.wait()
+    outcome: Snapshot | BaseException = RuntimeError("the snapshot was interrupted")
+    try:
+        outcome = _take_snapshot(repo, head, mirror)
+        return outcome
+    except BaseException as exc:
+        outcome = exc
+        raise
+    finally:
+        with slot.cond:
+            slot.busy = False
+            slot.done = mine
+            slot.result = outcome
+            slot.cond.notify_all()
+
+
+def _take_snapshot(repo: Repository, head: str | None, mirror: Path) -> Snapshot:
     with tempfile.TemporaryDirectory(prefix="errand-snap-") as tmp:
         index = Path(tmp) / "index"
         user_index = repo.git_dir / "index"
