@@ -68,6 +68,11 @@ def make_repo(path: Path, files: int = 10_000, *, seed: int = 7) -> Path:
     (path / "staged.py").write_text("staged = 1\n", encoding="utf-8")
     git(path, "add", "staged.py")
     (path / "untracked.py").write_text("untracked = 1\n", encoding="utf-8")
+    # A real index is written long after most of its files: refresh it a second later,
+    # as the user's next `git status` would, so that git does not see thousands of
+    # "racily clean" entries (files as new as the index) that a real repository lacks.
+    time.sleep(1.1)
+    git(path, "update-index", "-q", "--refresh", "--force-write-index")
     return path
 
 

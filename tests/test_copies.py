@@ -285,6 +285,24 @@ def test_concurrent_snapshots_of_one_repository_are_shared(tmp_path: Path) -> No
     assert later.tree != snapshots[0].tree
 
 
+def test_a_large_base_has_no_racily_clean_entries(tmp_path: Path) -> None:
+    # git (without nanosecond timestamps) re-checks every entry not older than its index,
+    # to the second, whenever it writes that index: a base's index must be younger.
+    files = {f"d{i % 50}/f{i}.txt": f"{i}\n" for i in range(3000)}
+    repo = make_repo(tmp_path / "repo", files)
+    data_dir = tmp_path / "data"
+    snapshot = workspace.take_snapshot(repo, data_dir)
+    base, changes = copies.ensure_base(snapshot)
+    assert changes == []
+    assert base.index.stat().st_size >= copies.RACY_WAIT_INDEX_BYTES
+    newest = max(int(p.lstat().st_mtime) for p in base.path.rglob("*.txt"))
+    assert int(base.index.stat().st_mtime) > newest
+    # The copy's own index is that same index: git in the copy finds nothing to redo.
+    copy = choose_provider(data_dir, prefer="overlay").create(snapshot, tmp_path / "c")
+    assert int((copy.path / ".git" / "index").stat().st_mtime) > newest
+    copies.OverlayCopies().remove(copy)
+
+
 def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
     repo = tmp_path / "fresh"
     repo.mkdir()

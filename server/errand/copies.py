@@ -36,6 +36,7 @@ import ctypes
 import errno
 import fcntl
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -59,6 +60,10 @@ most this many paths, rather than building a base for the new HEAD."""
 GRACE_SECONDS = 600.0
 """Garbage collection leaves alone anything touched more recently than this, so that a
 copy or base being made at the same moment is never taken."""
+
+RACY_WAIT_INDEX_BYTES = 200_000
+"""An index this large (some 2,000 entries) is worth up to a second's wait when its base
+is built; see :func:`_outlive_racy_timestamps`."""
 
 _MS_NOSUID = 2
 _MS_NODEV = 4
@@ -152,6 +157,7 @@ def _build_base(snapshot: Snapshot, base: Base) -> None:
             tree = snapshot.head or EMPTY_TREE
             gitops.run(["read-tree", tree], cwd=tmp, env=env)
             gitops.run(["checkout-index", "--all", "--force", "--index"], cwd=tmp, env=env)
+            _outlive_racy_timestamps(tmp, tmp_index, env)
             # The base carries a ``.git`` for its copies (objects from the mirror, the
             # base's index): a copy then only writes its HEAD.
             workspace.write_git_dir(
@@ -166,6 +172,24 @@ def _build_base(snapshot: Snapshot, base: Base) -> None:
             tmp_index.unlink(missing_ok=True)
             raise
         log.info("built base %s in %.0f ms", base.path, (time.monotonic() - started) * 1000)
+
+
+def _outlive_racy_timestamps(work_tree: Path, index: Path, env: dict[str, str]) -> None:
+    """Rewrite the base's index in a later second than any file it lists.
+
+    git (built without nanosecond timestamps, as Debian's is) treats an entry whose
+    mtime is not older than the index file's, to the second, as "racily clean" and
+    re-checks the file each time it writes that index. A base checked out within the
+    same second as its index would make every copy's first ``update-index`` lstat
+    thousands of files. Waiting out the second once, when the base is built, spares that.
+    Small bases (few racy entries, cheap to re-check) skip the wait.
+    """
+    info = index.stat()
+    if info.st_size < RACY_WAIT_INDEX_BYTES:
+        return
+    written = info.st_mtime
+    time.sleep(max(0.0, math.floor(written) + 1.01 - time.time()))
+    gitops.run(["update-index", "-q", "--refresh", "--force-write-index"], cwd=work_tree, env=env)
 
 
 def _touch(path: Path) -> None:
