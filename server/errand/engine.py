@@ -495,12 +495,12 @@ class TaskEngine:
         status: Status = "failed"
         try:
             # Slots are taken in queue order (the semaphore wakes waiters first come,
-            # first served), then the attempt waits for its task's snapshot.
+            # first served); preparing starts with waiting for the task's snapshot.
             async with self._slots:
+                await self._set_attempt(state, attempt, "preparing")
                 await state.prepared.wait()
                 if state.snapshot is None:
                     raise EngineError(state.task.reason or "the workspace could not be snapshotted")
-                await self._set_attempt(state, attempt, "preparing")
                 info.started_at = now_iso()
                 if attempt.copy is None:
                     dest = self.settings.data_dir / "copies" / f"{task_id}-{info.attempt}"
