@@ -8,9 +8,13 @@ without leaving a mount or a file behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,19 +204,65 @@ def test_reflink_falls_back_to_checkout_on_ext4(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def xfs(tmp_path: Path) -> Iterator[Path]:
+def public_dir() -> Iterator[Path]:
+    """A folder any user may enter (pytest's own tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="errand-copies-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for point in mounts_under(path):
+            subprocess.run(["umount", "-l", str(point)], check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def xfs(public_dir: Path) -> Iterator[Path]:
     """A small XFS filesystem (reflinks on) mounted from a sparse file."""
-    image = tmp_path / "xfs.img"
+    image = public_dir / "xfs.img"
     with image.open("wb") as f:
         f.truncate(320 << 20)
     subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
-    point = tmp_path / "xfs"
+    point = public_dir / "xfs"
     point.mkdir()
     subprocess.run(["mount", "-o", "loop", str(image), str(point)], check=True)
+    point.chmod(0o755)
     try:
         yield point
     finally:
         subprocess.run(["umount", str(point)], check=True)
+
+
+NOBODY = 65534
+
+
+def choice_as_nobody(data_dir: Path) -> tuple[list[str], str]:
+    """What a server running as an ordinary user (nobody) would choose for ``data_dir``."""
+    data_dir.mkdir(parents=True)
+    os.chown(data_dir, NOBODY, NOBODY)
+    script = (
+        "import json, sys; from pathlib import Path; from errand.copies import choose_provider; "
+        "m = choose_provider(Path(sys.argv[1]), prefer='auto'); "
+        "print(json.dumps([m.chain, m.reason]))"
+    )
+    out = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+         sys.executable, "-c", script, str(data_dir)],
+        check=True, capture_output=True, text=True, env={**os.environ, "HOME": str(data_dir)},
+    ).stdout  # fmt: skip
+    chain, reason = json.loads(out)
+    return chain, reason
+
+
+def test_not_root_takes_reflink_where_it_can_else_a_checkout(public_dir: Path, xfs: Path) -> None:
+    chain, reason = choice_as_nobody(public_dir / "on-ext4")
+    assert chain == ["checkout"]
+    assert "no overlay: the server is not root" in reason
+    assert "no reflink: ext4" in reason
+    chain, reason = choice_as_nobody(xfs / "on-xfs")
+    assert chain == ["reflink", "checkout"]
+    assert reason.startswith("no overlay: the server is not root")
+    assert "reflink copy of a cached base checkout (xfs shares blocks)" in reason
 
 
 def test_reflink_copy_on_xfs(tmp_path: Path, xfs: Path) -> None:
