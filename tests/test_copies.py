@@ -36,6 +36,14 @@ REPO = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_mounts(tmp_path: Path) -> Iterator[None]:
+    """A test that fails half-way must not leave its copies mounted under tmp_path."""
+    yield
+    for point in mounts_under(tmp_path):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
 def user_repo(tmp_path: Path) -> Path:
     """A repository with staged, unstaged, untracked, deleted, type-changed, mode-changed
     and symlinked paths, and an ignored file."""
@@ -391,11 +399,15 @@ def test_garbage_collection(tmp_path: Path) -> None:
     newer = manager.create(second, data_dir / "copies" / "newer-1")
     assert len(list((data_dir / "bases").glob("*/*.index"))) == 2
 
-    # Within the grace period nothing is touched.
-    report = collect_garbage(data_dir, [kept.path, newer.path], mounted=[newer.path])
+    # Copies in use (held by this or any other errand process) are never touched.
+    assert copies.in_use(kept.path) and copies.in_use(orphan.path)
+    report = collect_garbage(data_dir, [kept.path, newer.path], grace_s=0)
     assert report == copies.GarbageReport([], [], [])
 
-    # Past it: idle copies are unmounted, the orphan goes; the old base stays (kept uses it).
+    # A server that crashed holds nothing: its copies are unmounted, the one it no longer
+    # knows goes; the old base stays, since kept still uses it.
+    copies.let_go(kept.path)
+    copies.let_go(orphan.path)
     report = collect_garbage(data_dir, [kept.path, newer.path], mounted=[newer.path], grace_s=0)
     assert set(report.unmounted) == {kept.path, orphan.path}
     assert {p.name for p in report.removed_copies} == {
@@ -403,17 +415,19 @@ def test_garbage_collection(tmp_path: Path) -> None:
         "orphan-1.layers",
         "orphan-1.index",
     }
+    assert not (data_dir / "copies" / "orphan-1.lock").exists()
     assert report.removed_bases == []
     assert mounts_under(data_dir) == [newer.path]
 
     # Once kept is discarded, its base is stale: the newest base stays warm.
     manager.remove(kept)
-    report = collect_garbage(data_dir, [newer.path], mounted=[newer.path], grace_s=0)
+    report = collect_garbage(data_dir, [newer.path], grace_s=0)
     assert [p.name for p in report.removed_bases] == [first.head]
     (left,) = [p for p in (data_dir / "bases").glob("*/*") if p.is_dir()]
     assert left.name == second.head
     manager.remove(newer)
     assert mount_lines(data_dir) == []
+    assert list((data_dir / "copies").iterdir()) == []
 
 
 def test_choice_is_logged(tmp_path: Path, caplog: Any) -> None:

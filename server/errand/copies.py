@@ -544,6 +544,14 @@ class CopyManager:
 
     def create(self, snapshot: Snapshot, dest: Path) -> TaskCopy:
         _refuse_existing(dest)
+        hold(dest)
+        try:
+            return self._create(snapshot, dest)
+        except BaseException:
+            let_go(dest, forget=True)
+            raise
+
+    def _create(self, snapshot: Snapshot, dest: Path) -> TaskCopy:
         reason = self.reason
         for n, kind in enumerate(self.chain):
             started = time.monotonic()
@@ -569,16 +577,79 @@ class CopyManager:
         return self._providers.get(copy.kind) or self._providers["checkout"]
 
     def reopen(self, copy: TaskCopy) -> None:
-        self._for(copy).reopen(copy)
+        hold(copy.path)
+        try:
+            self._for(copy).reopen(copy)
+        except BaseException:
+            let_go(copy.path)
+            raise
 
     def release(self, copy: TaskCopy) -> None:
-        self._for(copy).release(copy)
+        try:
+            self._for(copy).release(copy)
+        finally:
+            let_go(copy.path)
 
     def remove(self, copy: TaskCopy) -> None:
         self._for(copy).remove(copy)
+        let_go(copy.path, forget=True)
 
     def disk_usage(self, copy: TaskCopy) -> int:
         return self._for(copy).disk_usage(copy)
+
+
+# --- in use ---------------------------------------------------------------------------
+#
+# A copy in use (being made, or an attempt running in it) is held with an flock on
+# ``<copy>.lock``. Garbage collection in any process (a second server, a CLI command on
+# the same data folder) leaves held copies alone; a crashed server's locks go with it.
+
+_held_lock = threading.Lock()
+_held: dict[Path, int] = {}
+
+
+def _lock_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".lock")
+
+
+def hold(dest: Path) -> None:
+    """Mark ``dest`` in use by this process (idempotent)."""
+    with _held_lock:
+        if dest in _held:
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(_lock_path(dest), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CopyUnavailable(f"{dest} is in use by another errand process") from None
+        _held[dest] = fd
+
+
+def let_go(dest: Path, *, forget: bool = False) -> None:
+    """Stop holding ``dest``; ``forget`` also deletes its lock file."""
+    with _held_lock:
+        fd = _held.pop(dest, None)
+        if forget:
+            _lock_path(dest).unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+
+
+def in_use(dest: Path) -> bool:
+    """Whether some process (this one included) holds ``dest``."""
+    try:
+        fd = os.open(_lock_path(dest), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 _probe_lock = threading.Lock()
@@ -725,20 +796,20 @@ def collect_garbage(
 ) -> GarbageReport:
     """Tidy ``data_dir`` for the engine, at startup and after a discard.
 
-    * unmounts copies under ``copies/`` that are not in ``mounted`` (attempts that are
-      running), e.g. left mounted by a server that crashed;
-    * removes copies (and their layers and indexes) that are not in ``live`` (copies the
-      engine knows) and are older than ``grace_s``;
+    * unmounts copies that no process holds (see :func:`hold`) and that are not in
+      ``mounted``, e.g. left mounted by a server that crashed;
+    * removes copies (their folders, layers, indexes and lock files) that no process
+      holds and that are not in ``live`` (the copies the engine knows);
     * removes bases that no remaining copy uses, except the most recently used base of
-      each repository, which stays warm for the next task, and any base used within
-      ``grace_s``.
+      each repository, which stays warm for the next task, and any base (or base being
+      built) touched within ``grace_s``.
     """
     copies_dir = data_dir / "copies"
     live_set = {Path(p).resolve() for p in live}
     keep_mounted = {Path(p).resolve() for p in mounted}
     unmounted: list[Path] = []
     for point in mounts_under(copies_dir):
-        if point.resolve() in keep_mounted or _young(point, grace_s):
+        if point.resolve() in keep_mounted or in_use(point):
             continue
         try:
             _unmount(point)
@@ -747,26 +818,36 @@ def collect_garbage(
             log.warning("could not unmount %s: %s", point, exc)
     removed_copies: list[Path] = []
     used_bases: set[Path] = set()
-    for entry in _list_dir(copies_dir):
+    for entry in sorted(_list_dir(copies_dir)):
         name = entry.name
         if name.startswith(".probe-"):
             if not _young(entry, grace_s):
                 _rmtree(entry)
             continue
-        stem = name.removesuffix(".layers").removesuffix(".index")
+        stem = name
+        for suffix in (".layers", ".index", ".lock"):
+            stem = stem.removesuffix(suffix)
         copy_path = entry.with_name(stem)
-        if copy_path.resolve() in live_set or _young(entry, grace_s):
+        if copy_path.resolve() in live_set or in_use(copy_path):
             lower = copy_path.with_name(stem + ".layers") / "lower"
             with contextlib.suppress(OSError):
                 used_bases.add(lower.resolve(strict=True))
             continue
         if os.path.ismount(copy_path):
             continue  # still mounted (busy); try again next time
+        if name.endswith(".lock"):
+            continue  # removed below, once nothing else of the copy is left
         if entry.is_dir() and not entry.is_symlink():
             _rmtree(entry)
         else:
             entry.unlink(missing_ok=True)
         removed_copies.append(entry)
+    for entry in _list_dir(copies_dir):
+        stem = entry.name.removesuffix(".lock")
+        parts = (entry.with_name(stem + suffix) for suffix in ("", ".layers", ".index"))
+        stale = entry.name.endswith(".lock") and not any(os.path.lexists(p) for p in parts)
+        if stale and not in_use(entry.with_name(stem)):
+            entry.unlink(missing_ok=True)
     removed_bases: list[Path] = []
     for repo in _list_dir(bases_root(data_dir)):
         if not repo.is_dir():

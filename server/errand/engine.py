@@ -207,7 +207,7 @@ class TaskEngine:
                 await self._db(self._store.save_task, task, None)
             self._tasks[task.task_id] = state
         log.info("engine started: %d tasks loaded from %s", len(self._tasks), db_path)
-        await self._collect_garbage(grace_s=0.0)
+        await self._collect_garbage()
 
     async def shutdown(self) -> None:
         for state in self._tasks.values():
@@ -734,7 +734,7 @@ class TaskEngine:
         await self._persist_task(state)
         self._changed(state)
 
-    async def _collect_garbage(self, grace_s: float = copy_kinds.GRACE_SECONDS) -> None:
+    async def _collect_garbage(self) -> None:
         """Unmount idle copies, remove orphaned ones and bases that no copy uses."""
         attempts = [a for s in self._tasks.values() for a in s.attempts if a.copy is not None]
         live = [a.copy.path for a in attempts if a.copy is not None]
@@ -745,9 +745,7 @@ class TaskEngine:
         ]
         try:
             await self._in_thread(
-                lambda: copy_kinds.collect_garbage(
-                    self.settings.data_dir, live, mounted=mounted, grace_s=grace_s
-                )
+                lambda: copy_kinds.collect_garbage(self.settings.data_dir, live, mounted=mounted)
             )
         except OSError as exc:
             log.warning("garbage collection failed: %s", exc)
