@@ -325,7 +325,8 @@ def test_network_is_blocked_but_the_probe_works_outside(places: Places) -> None:
     listener.listen(8)
     port = listener.getsockname()[1]
     probe = (
-        f"{shlex_quote(sys.executable)} -c "
+        # The real interpreter: a venv under /tmp would be hidden by the private /tmp.
+        f"{shlex_quote(os.path.realpath(sys.executable))} -c "
         f"\"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('CONNECTED')\""
     )
     try:

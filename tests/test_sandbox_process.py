@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -200,6 +201,16 @@ asyncio.run(main())
 """
 
 
+def _named(token: str) -> list[int]:
+    """Processes whose argv[0] is ``token``."""
+    found = []
+    for pid in pids_with(token):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == token.encode():
+                found.append(pid)
+    return found
+
+
 def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path: Path) -> None:
     from errand.sandbox import cgroup
 
@@ -209,10 +220,12 @@ def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path:
     token = f"errand-orphan-{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path), token[::-1]])
     try:
+        # Wait for the command itself (renamed by `exec -a`): the wrappers that start it
+        # carry the token in their arguments before they have joined the cgroup.
         deadline = time.monotonic() + 60
-        while not pids_with(token) and time.monotonic() < deadline:
+        while not _named(token) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert pids_with(token), "the command never started"
+        assert _named(token), "the command never started"
     finally:
         server.kill()
         server.wait()

@@ -79,6 +79,7 @@ def _reap_stale(folder: Path) -> None:
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(proc, signal.SIGKILL)
+            time.sleep(0.01)  # let the kernel finish the kills before looking again
         for _ in range(50):
             try:
                 child.rmdir()
