@@ -166,7 +166,9 @@ class TaskEngine:
         self._listeners.append(listener)
 
     async def start(self) -> None:
-        """Open the store, load past tasks, and mark interrupted ones as failed."""
+        """Clean up after a crashed server, open the store, load past tasks, and mark
+        interrupted ones as failed."""
+        await self._reap_leftovers()
         db_path = self.settings.data_dir / "errand.db"
         self._store = await self._db(Store, db_path)
         stored = await self._db(self._store.load_tasks)
@@ -208,6 +210,20 @@ class TaskEngine:
             self._tasks[task.task_id] = state
         log.info("engine started: %d tasks loaded from %s", len(self._tasks), db_path)
         await self._collect_garbage()
+
+    async def _reap_leftovers(self) -> None:
+        """Commands and containers a killed server left behind: per-command cgroups of
+        dead servers are emptied when they are detected, labelled containers of dead
+        servers are removed."""
+        from errand.sandbox import cgroup
+
+        await self._in_thread(cgroup.detect)
+        if self.settings.sandbox == "docker":
+            from errand.sandbox import docker
+
+            removed = await docker.reap_orphans()
+            if removed:
+                log.info("removed %d container(s) left by a crashed server", removed)
 
     async def shutdown(self) -> None:
         for state in self._tasks.values():
