@@ -17,14 +17,18 @@ and are built once. A task copy is then made from the base in one of three ways:
 ``checkout``
     :class:`errand.workspace.CheckoutCopies`, a full checkout. Works everywhere.
 
-The user's uncommitted changes (the snapshot tree against the base commit) are written
-into the copy with ``git checkout-index``, and errand's private index is the base's
-index updated for those paths, so the first diff rehashes only what changed.
+The base carries a small ``.git`` (objects borrowed from errand's mirror, the base's
+index), so a copy only sets its HEAD to the snapshot. The user's uncommitted changes
+(the snapshot tree against the base commit) are recorded in the copy's index with
+``update-index`` and written with ``checkout-index``. errand's private index (outside
+the copy, for the final diff) is the base's, so that diff rehashes only what changed.
 
 :func:`choose_provider` probes the data folder once and returns a :class:`CopyManager`
 that creates copies with the best kind that works, falls back to the next kind when a
-creation fails, and removes copies of any kind. Its reason is recorded on each copy.
-:func:`collect_garbage` removes orphaned copies, stale mounts and bases no copy uses.
+creation fails, and reopens (mounts), releases (unmounts) and removes copies of any
+kind. Its reason is recorded on each copy. A copy in use is held with an flock, and
+:func:`collect_garbage` removes what no process holds and no task knows: orphaned
+copies, stale mounts, and bases no copy uses.
 
 Every function here is blocking.
 """
