@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(git bubblewrap ca-certificates python3 python3-venv python3-pip)
 if [[ "${ERRAND_SETUP_DOCKER:-0}" == "1" ]]; then
-  APT_PACKAGES+=(docker.io curl wget)
+  APT_PACKAGES+=(docker.io curl wget xfsprogs)
 fi
 
 missing=()
