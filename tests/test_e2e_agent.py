@@ -433,3 +433,16 @@ async def test_model_failures_and_limits_end_the_attempt_clearly(
             assert reason in task["reason"], task["reason"]
     finally:
         await stop_client(lsp)
+
+
+async def test_the_none_sandbox_is_flagged_on_the_attempt(tmp_path: Path, replay: Any) -> None:
+    from errand.sandbox.none import WARNING
+
+    scenario = {"name": "bare", "turns": [{"tool_calls": [shell("true")]}, {"content": "ok"}]}
+    _, lsp, task, _, _ = await run_task(tmp_path, replay, scenario, env={"ERRAND_SANDBOX": "none"})
+    try:
+        (attempt,) = task["attempts"]
+        assert attempt["sandbox"] == "none"
+        assert attempt["warnings"] == [WARNING]
+    finally:
+        await stop_client(lsp)

@@ -552,9 +552,9 @@ class TaskEngine:
                     ),
                 )
                 info.sandbox = attempt.sandbox.name
-                unsandboxed = "unsandboxed: commands ran directly on this machine (sandbox 'none')"
-                if attempt.sandbox.name == "none" and unsandboxed not in info.warnings:
-                    info.warnings.append(unsandboxed)
+                for warning in attempt.sandbox.warnings:
+                    if warning not in info.warnings:
+                        info.warnings.append(warning)
                 await self._set_attempt(state, attempt, "running")
                 report = await self._agent(state, attempt)
                 info.report = report

@@ -59,6 +59,9 @@ class ExecResult:
 
 class Sandbox(Protocol):
     name: str
+    warnings: tuple[str, ...]
+    """What a reviewer must know about this sandbox (unsandboxed, a cap it can't
+    enforce here); shown on every attempt that used it."""
 
     async def run(
         self,
