@@ -46,7 +46,8 @@ def no_leftover_mounts(tmp_path: Path) -> Iterator[None]:
 
 def user_repo(tmp_path: Path) -> Path:
     """A repository with staged, unstaged, untracked, deleted, type-changed, mode-changed
-    and symlinked paths, and an ignored file."""
+    and symlinked paths, an ignored file, an ignored file force-added to the index, and
+    an untracked cache no ignore rule covers."""
     repo = make_repo(tmp_path / "repo", REPO)
     for i in range(50):
         (repo / "many").mkdir(exist_ok=True)
@@ -68,6 +69,10 @@ def user_repo(tmp_path: Path) -> Path:
     (repo / "script.sh").chmod(0o755)
     os.symlink("calc.py", repo / "link")
     (repo / "debug.log").write_text("ignored\n")
+    (repo / "forced.log").write_text("ignored, but force-added\n")
+    git(repo, "add", "-f", "forced.log")
+    (repo / "__pycache__").mkdir()
+    (repo / "__pycache__" / "calc.cpython-311.pyc").write_bytes(b"\0user cache")
     return repo
 
 
@@ -79,6 +84,8 @@ def visible(root: Path) -> dict[str, str]:
         rel = path.relative_to(root).as_posix()
         if rel == ".git" or rel.startswith(".git/") or rel.endswith(".log"):
             continue
+        if rel.startswith("__pycache__"):
+            continue  # a cache: outside errand's view (workspace.CACHE_PATTERNS)
         if path.is_symlink():
             seen[rel] = "link:" + os.readlink(path)
         elif path.is_dir():
@@ -130,10 +137,14 @@ def exercise(manager: CopyManager, repo: Path, data_dir: Path, kind: str) -> wor
     assert copy.kind == kind, copy.reason
     assert copy.reason
     assert visible(copy.path) == visible(repo)
+    assert (copy.path / "forced.log").read_text() == "ignored, but force-added\n"
+    assert not (copy.path / "debug.log").exists()
+    assert not (copy.path / "__pycache__").exists()
     # git inside the copy: HEAD is the snapshot, nothing is modified yet.
     assert run_git(copy.path, "status", "--porcelain") == ""
     assert run_git(copy.path, "rev-parse", "HEAD").strip() == snapshot.commit
-    # An unchanged copy records an empty diff.
+    # An unchanged copy records an empty diff: nothing the user had, force-added
+    # ignored files included, goes missing from the result.
     assert workspace.record_result(snapshot, copy).files == []
 
     agent_edits(copy.path)

@@ -21,7 +21,9 @@ The base carries a small ``.git`` (objects borrowed from errand's mirror, the ba
 index), so a copy only sets its HEAD to the snapshot. The user's uncommitted changes
 (the snapshot tree against the base commit) are recorded in the copy's index with
 ``update-index`` and written with ``checkout-index``. errand's private index (outside
-the copy, for the final diff) is the base's, so that diff rehashes only what changed.
+the copy, for the final diff) starts as the copy's: the base's stat data plus the
+snapshot's entries, so that diff rehashes only what changed and every path of the
+snapshot is tracked in it.
 
 :func:`choose_provider` probes the data folder once and returns a :class:`CopyManager`
 that creates copies with the best kind that works, falls back to the next kind when a
@@ -240,8 +242,6 @@ def apply_changes(mirror: Path, work_tree: Path, index: Path, changes: list[Tree
     once); ``checkout-index`` writes them as git would, with modes, symlinks, submodule
     folders and the repository's attributes (end of line, filters), and without following
     a symlink in the way. ``index`` is read, not rewritten, by the checkout."""
-    if not changes:
-        return
     for change in changes:
         if change.deleted:
             _remove_path(work_tree, change.path)
@@ -326,7 +326,15 @@ def _finish_copy(
             shutil.copy2(index, git_dir / "index")
     else:  # a base made before bases carried their .git
         workspace.init_copy_git(snapshot, dest, index)
-    apply_changes(snapshot.mirror, dest, git_dir / "index", changes)
+    if changes:
+        apply_changes(snapshot.mirror, dest, git_dir / "index", changes)
+        # errand's private index must list the snapshot, not the base: a path the user
+        # added (an untracked file, an ignored one they force-added) is then tracked
+        # when the result is recorded, so no ignore rule can drop it from the result and
+        # turn it into a deletion the user never asked for. The copy's index holds just
+        # that, written before the agent could touch it.
+        index.unlink()
+        shutil.copy2(git_dir / "index", index)
     return index
 
 

@@ -36,9 +36,12 @@ from errand.protocol import DiffStat, FileStat
 SNAPSHOT_REF_PREFIX = "refs/errand/snapshots/"
 RESULT_REF_PREFIX = "refs/errand/results/"
 
-# Build and tool caches a command can leave in a copy; never part of a result, even
-# where the repository's own .gitignore forgets them. Tracked files are unaffected.
-RESULT_EXCLUDES = (
+# Build and tool caches a command can leave behind (gitignore syntax). Where nothing
+# tracks them they are outside errand's view in both directions: a snapshot leaves the
+# user's out and a result leaves the agent's out, even where the repository's own
+# .gitignore forgets them. So Apply can never delete, rewrite or add one. Tracked files
+# are unaffected.
+CACHE_PATTERNS = (
     "__pycache__/",
     "*.py[cod]",
     ".pytest_cache/",
@@ -48,6 +51,18 @@ RESULT_EXCLUDES = (
     ".tox/",
     ".nox/",
 )
+
+
+def _exclude_pathspec(pattern: str) -> str:
+    """A :data:`CACHE_PATTERNS` entry as a pathspec that leaves it out at any depth."""
+    if pattern.endswith("/"):
+        return f":(exclude,glob)**/{pattern}**"
+    return f":(exclude,glob)**/{pattern}"
+
+
+CACHE_PATHSPECS = tuple(_exclude_pathspec(p) for p in CACHE_PATTERNS)
+SNAPSHOT_ADD = ("add", "--all", "--", ".", *CACHE_PATHSPECS)
+"""What a snapshot records: every change the user sees, caches left out."""
 
 
 class WorkspaceError(RuntimeError):
@@ -155,7 +170,7 @@ def ensure_mirror(data_dir: Path, repo: Repository) -> Path:
             tmp.replace(alternates)
         if not exclude.exists():
             exclude.parent.mkdir(parents=True, exist_ok=True)
-            exclude.write_text("\n".join(RESULT_EXCLUDES) + "\n", encoding="utf-8")
+            exclude.write_text("\n".join(CACHE_PATTERNS) + "\n", encoding="utf-8")
     return mirror
 
 
@@ -235,7 +250,7 @@ def _take_snapshot(repo: Repository, head: str | None, mirror: Path) -> Snapshot
         try:
             if not user_index.exists() and head:
                 gitops.run(["read-tree", head], cwd=repo.root, env=env)
-            gitops.run(["add", "--all", "--", "."], cwd=repo.root, env=env)
+            gitops.run(SNAPSHOT_ADD, cwd=repo.root, env=env)
             tree = gitops.run(["write-tree"], cwd=repo.root, env=env)
         except gitops.GitError:
             # A user index git can't reuse (split index, odd extensions): start over
@@ -243,7 +258,7 @@ def _take_snapshot(repo: Repository, head: str | None, mirror: Path) -> Snapshot
             index.unlink(missing_ok=True)
             if head:
                 gitops.run(["read-tree", head], cwd=repo.root, env=env)
-            gitops.run(["add", "--all", "--", "."], cwd=repo.root, env=env)
+            gitops.run(SNAPSHOT_ADD, cwd=repo.root, env=env)
             tree = gitops.run(["write-tree"], cwd=repo.root, env=env)
     parents = ["-p", head] if head else []
     commit = gitops.run(
