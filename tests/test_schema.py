@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import msgspec
@@ -14,6 +15,25 @@ def test_checked_in_schema_is_current() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
         "server/errand/schema/protocol.schema.json is stale: run `errand schema --write`"
     )
+
+
+def test_descriptions_are_the_cleaned_docstrings() -> None:
+    """The schema's descriptions come from the protocol's docstrings through
+    inspect.cleandoc, not from msgspec's rendering (which changed between versions):
+    no indentation carried over, none for types without a docstring of their own."""
+    defs = json.loads(render_schema())["$defs"]
+    described = 0
+    for name, body in defs.items():
+        kind = getattr(protocol, name)
+        doc = vars(kind).get("__doc__")
+        if doc:
+            described += 1
+            assert body["description"] == inspect.cleandoc(doc)
+            assert list(body)[:2] == ["title", "description"]
+        else:
+            assert "description" not in body, name
+    assert described >= 2
+    assert "\n    " not in defs["InitOptions"]["description"]
 
 
 def test_every_command_and_notification_is_in_the_schema() -> None:

@@ -6,6 +6,7 @@ fails when it is stale. Regenerate with ``errand schema --write``.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ def build_schema() -> dict[str, Any]:
     ]
     unique = list(dict.fromkeys(types))
     _, components = msgspec.json.schema_components(unique, ref_template="#/$defs/{name}")
+    components = {name: _describe(name, body) for name, body in components.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "errand wire protocol",
@@ -42,6 +44,27 @@ def build_schema() -> dict[str, Any]:
         },
         "$defs": dict(sorted(components.items())),
     }
+
+
+def _describe(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its description taken from the docstring of the protocol type of
+    that name, cleaned with :func:`inspect.cleandoc`, or with none when it has no
+    docstring of its own. msgspec's own rendering of docstrings differs between its
+    versions; this keeps the checked-in schema (and the client types generated from
+    it) the same whichever msgspec is installed."""
+    kind = getattr(protocol, name, None)
+    doc = vars(kind).get("__doc__") if isinstance(kind, type) else None
+    out = {key: value for key, value in body.items() if key != "description"}
+    if not isinstance(doc, str) or not doc.strip():
+        return out
+    described: dict[str, Any] = {}
+    for key, value in out.items():
+        described[key] = value
+        if key == "title":
+            described["description"] = inspect.cleandoc(doc)
+    if "description" not in described:
+        described = {"description": inspect.cleandoc(doc), **out}
+    return described
 
 
 def render_schema() -> str:

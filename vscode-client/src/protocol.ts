@@ -150,7 +150,7 @@ export interface Task {
 }
 /**
  * ``initializationOptions`` sent by the client. Every field is optional; a bad
- *     value is reported to the user and the default is used instead.
+ * value is reported to the user and the default is used instead.
  */
 export interface InitOptions {
   model?: string | null;
