@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything errand needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (git, bubblewrap, ...), then a virtualenv at .venv with errand and
-# its dev tools. Safe to run again; it skips what is already there.
+# its dev tools at the versions pinned in constraints.txt. Safe to run again; it skips
+# what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,11 +28,15 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv with $($PYTHON --version)" >&2
   $PYTHON -m venv .venv
 fi
+# Versions come from constraints.txt (exact pins of everything in the venv); the stamp
+# records what was installed, so a changed pyproject.toml or constraints.txt (a pull, a
+# checkout of another branch) reinstalls.
 stamp=.venv/.errand-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  echo "setup: installing errand and its dev tools into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
-  touch "$stamp"
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  echo "setup: installing errand and its dev tools into .venv (versions from constraints.txt)" >&2
+  .venv/bin/python -m pip install -q -c constraints.txt --upgrade pip
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  echo "$want" >"$stamp"
 fi
 echo "setup: ready ($(.venv/bin/errand --version))" >&2
