@@ -254,9 +254,47 @@ def xfs(public_dir: Path) -> Iterator[Path]:
 
 NOBODY = 65534
 
+# Where errand.copies and every non-standard-library module it imports are loaded from.
+IMPORTED_FROM = """
+import importlib.util, json, sys
+before = set(sys.modules)
+import errand.copies
+names = {m.split(".")[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)
+places = []
+for name in sorted(names):
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        continue
+    if spec.submodule_search_locations:
+        places.extend(spec.submodule_search_locations)
+    elif spec.origin and spec.has_location:
+        places.append(spec.origin)
+print(json.dumps(places))
+"""
 
-def choice_as_nobody(data_dir: Path) -> tuple[list[str], str]:
-    """What a server running as an ordinary user (nobody) would choose for ``data_dir``."""
+
+@pytest.fixture
+def nobody_pythonpath(public_dir: Path) -> Path:
+    """errand and the libraries errand.copies imports, copied where nobody can read them:
+    the checkout and its virtualenv may not be readable by others (a clone under /root,
+    which is 0700 on Debian)."""
+    listing = subprocess.run(
+        [sys.executable, "-c", IMPORTED_FROM], check=True, capture_output=True, text=True
+    ).stdout
+    lib = public_dir / "pylib"
+    lib.mkdir()
+    for place in map(Path, json.loads(listing)):
+        if place.is_dir():
+            shutil.copytree(place, lib / place.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(place, lib / place.name)
+    subprocess.run(["chmod", "-R", "a+rX", str(lib)], check=True)
+    return lib
+
+
+def choice_as_nobody(data_dir: Path, pythonpath: Path) -> tuple[list[str], str]:
+    """What a server running as an ordinary user (nobody) would choose for ``data_dir``,
+    importing errand from ``pythonpath`` alone (no site-packages)."""
     data_dir.mkdir(parents=True)
     os.chown(data_dir, NOBODY, NOBODY)
     script = (
@@ -264,21 +302,26 @@ def choice_as_nobody(data_dir: Path) -> tuple[list[str], str]:
         "m = choose_provider(Path(sys.argv[1]), prefer='auto'); "
         "print(json.dumps([m.chain, m.reason]))"
     )
+    python = getattr(sys, "_base_executable", sys.executable)  # the venv's own interpreter
+    env = {**os.environ, "HOME": str(data_dir), "PYTHONPATH": str(pythonpath)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     out = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-c", script, str(data_dir)],
-        check=True, capture_output=True, text=True, env={**os.environ, "HOME": str(data_dir)},
+         python, "-S", "-c", script, str(data_dir)],
+        check=True, capture_output=True, text=True, env=env, cwd="/",
     ).stdout  # fmt: skip
     chain, reason = json.loads(out)
     return chain, reason
 
 
-def test_not_root_takes_reflink_where_it_can_else_a_checkout(public_dir: Path, xfs: Path) -> None:
-    chain, reason = choice_as_nobody(public_dir / "on-ext4")
+def test_not_root_takes_reflink_where_it_can_else_a_checkout(
+    public_dir: Path, xfs: Path, nobody_pythonpath: Path
+) -> None:
+    chain, reason = choice_as_nobody(public_dir / "on-ext4", nobody_pythonpath)
     assert chain == ["checkout"]
     assert "no overlay: the server is not root" in reason
     assert "no reflink: ext4" in reason
-    chain, reason = choice_as_nobody(xfs / "on-xfs")
+    chain, reason = choice_as_nobody(xfs / "on-xfs", nobody_pythonpath)
     assert chain == ["reflink", "checkout"]
     assert reason.startswith("no overlay: the server is not root")
     assert "reflink copy of a cached base checkout (xfs shares blocks)" in reason

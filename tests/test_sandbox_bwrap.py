@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+import errand
 from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, bwrap, open_sandbox
 from errand.sandbox.process import CUT_MARKER, TIMEOUT_EXIT_CODE
 from processes import processes_gone
@@ -426,14 +427,21 @@ UNPRIVILEGED_SCRIPT = textwrap.dedent(
 def test_works_for_an_unprivileged_user_with_a_per_sandbox_process_cap(places: Places) -> None:
     os.chmod(places.base, 0o755)
     os.chown(places.copy, 65534, 65534)
-    src = Path(__file__).resolve().parents[1] / "server"
+    # The errand code that user runs, copied where it can read it: the checkout may not
+    # be readable by others (a clone under /root, which is 0700 on Debian).
+    src = places.base / "pylib"
+    shutil.copytree(
+        Path(errand.__file__).parent, src / "errand", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    subprocess.run(["chmod", "-R", "a+rX", str(src)], check=True)
     # The system interpreter: a virtualenv under /root is not readable by that user.
     python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
     assert python is not None
     result = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
          python, "-c", UNPRIVILEGED_SCRIPT, str(places.copy)],
-        capture_output=True, text=True, env={"PYTHONPATH": str(src), "PATH": os.environ["PATH"]},
+        capture_output=True, text=True,
+        env={"PYTHONPATH": str(src), "PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"},
         cwd="/", timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
