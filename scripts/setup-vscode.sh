@@ -4,6 +4,11 @@
 #
 #   - Debian packages: chromium (the browser Playwright drives), ripgrep, and the
 #     headers code-server's native modules build against;
+#   - Node.js 20 or newer, when `node` is missing or older (Debian 12 ships 18): Debian's
+#     nodejs and npm, then `npm install -g node@20 npm@10` (the npm registry's `node`
+#     package brings a prebuilt Node 20, headers included), first on PATH from then on;
+#   - node-gyp pointed at the headers of the Node that runs (npm_config_nodedir), so that
+#     native modules (code-server's argon2) build without downloading them;
 #   - vscode-client/node_modules (npm ci);
 #   - code-server from the npm registry, into a tools folder outside the repository
 #     (ERRAND_TOOLS_DIR, default ~/.cache/errand/tools), so that it survives clones.
@@ -26,7 +31,16 @@ sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
 # --- Debian packages -----------------------------------------------------------------
+need_node=0
+if ! command -v node >/dev/null || [ "$(node_major)" -lt 20 ]; then
+  need_node=1
+  # Debian's Node (18 on Debian 12) only to run npm once: it installs Node 20 below.
+  command -v node >/dev/null || APT_PACKAGES+=(nodejs)
+  command -v npm >/dev/null || APT_PACKAGES+=(npm)
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -39,11 +53,42 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-command -v node >/dev/null || { log "node (20) is required"; exit 1; }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  log "node >= 20 is required, found $(node --version)"
+# --- Node.js 20 ------------------------------------------------------------------------
+if [ "$need_node" -eq 1 ]; then
+  log "installing Node.js 20 from the npm registry (npm install -g node@20 npm@10; found $(node --version 2>/dev/null || echo none))"
+  sudo_if_needed npm install -g --no-audit --no-fund node@20 npm@10 >&2
+fi
+# The global bin folder (/usr/local/bin for Debian's npm) goes first, so that the Node
+# and npm just installed are the ones used from here on, also by whoever runs this
+# script's output (scripts/test-vscode.sh does the same).
+PATH="$(npm prefix -g)/bin:$PATH"
+export PATH
+hash -r
+if [ "$(node_major)" -lt 20 ]; then
+  log "node >= 20 is required, found $(node --version 2>/dev/null || echo none) at $(command -v node || echo nowhere)"
   exit 1
+fi
+log "node $(node --version) at $(command -v node), npm $(npm --version)"
+
+# --- headers for native modules ------------------------------------------------------
+# node-gyp downloads the Node headers tarball unless told where they are; nothing but the
+# package registries can be reached here. The running Node's own prefix has them:
+# Debian's and NodeSource's Node in /usr (include/node/common.gypi), the npm `node`
+# package in $(npm root -g)/node/node_modules/node-linux-<arch>.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  node_prefix=$(dirname "$(dirname "$(readlink -f "$(node -p process.execPath)")")")
+  for candidate in "$node_prefix" "$(npm root -g)/node/node_modules/node-linux-$(node -p process.arch)" /usr; do
+    if [ -f "$candidate/include/node/common.gypi" ] &&
+      grep -qs "define NODE_MAJOR_VERSION $(node_major)\$" "$candidate/include/node/node_version.h"; then
+      export npm_config_nodedir="$candidate"
+      break
+    fi
+  done
+fi
+if [ -n "${npm_config_nodedir:-}" ]; then
+  log "native modules build against the headers in $npm_config_nodedir"
+else
+  log "no headers for node $(node --version) found on this machine; node-gyp will try to download them"
 fi
 
 # --- the ripgrep archive @vscode/ripgrep would download ------------------------------

@@ -14,6 +14,10 @@ fi
 
 CODE_SERVER=$(bash scripts/setup-vscode.sh | tail -n 1)
 export CODE_SERVER
+# The Node that setup-vscode.sh checked or installed (npm's global bin folder first).
+PATH="$(npm prefix -g)/bin:$PATH"
+export PATH
+hash -r
 
 cd vscode-client
 echo "== vscode-client: generated protocol types" >&2
