@@ -12,7 +12,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from docker_image import engine_or_skip, ensure_test_image
-from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, docker, open_sandbox
+from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, docker, open_sandbox, owner
 from errand.sandbox.process import TIMEOUT_EXIT_CODE
 
 T = TypeVar("T")
@@ -169,15 +171,25 @@ def test_git_works_inside_through_bound_alternates(client: Any, image: str, root
     assert run(go()).split() == ["first", "ok"]
 
 
+def label_of(*prefix: str, then: str = "") -> tuple[subprocess.Popen[str], str]:
+    """A Python process (after ``prefix``) that prints its owner label, then runs
+    ``then``; the process and the label."""
+    code = "from errand.sandbox import owner; print(owner.label(), flush=True)" + then
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
 def test_reaper_removes_containers_of_dead_servers_only(
     client: Any, image: str, root: Path
 ) -> None:
-    dead = subprocess.Popen(["true"])
-    dead.wait()
+    dead, label = label_of()
+    dead.wait(timeout=60)
     labels = {"errand": "1", "errand.task": str(root)}
     orphan = client.containers.create(
         image, ["sleep", "infinity"], network_mode="none",
-        labels={**labels, "errand.owner": f"{docker.socket.gethostname()}/{dead.pid}/1"},
+        labels={**labels, "errand.owner": label},
     )  # fmt: skip
     unrelated = client.containers.create(image, ["sleep", "infinity"], network_mode="none")
 
@@ -197,6 +209,38 @@ def test_reaper_removes_containers_of_dead_servers_only(
         unrelated.reload()  # not labelled: never touched
     finally:
         unrelated.remove(force=True)
+
+
+def test_reaper_keeps_containers_of_a_live_server_in_another_pid_namespace(
+    client: Any, image: str, root: Path
+) -> None:
+    """A server in a container or under ``unshare --pid`` has a PID (1 here) that names
+    another process in ours: its containers stay while it runs, and go once it is gone."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) for PID namespaces")
+    unshare = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    server, label = label_of(*unshare, then="; import time; time.sleep(120)")
+    try:
+        container = client.containers.create(
+            image, ["sleep", "infinity"], network_mode="none",
+            labels={"errand": "1", "errand.task": str(root), "errand.owner": label},
+        )  # fmt: skip
+        try:
+            run(docker.reap_orphans())
+            assert [c.id for c in containers_for(client, root)] == [container.id]
+        finally:
+            server.kill()  # and with it its PID namespace
+            server.wait(timeout=30)
+        if owner._pid_ns("self") != owner.INIT_PID_NS:
+            return  # an emptied namespace is known gone only from the initial one
+        deadline = time.monotonic() + 30
+        while containers_for(client, root):
+            assert time.monotonic() < deadline, "the dead server's container was kept"
+            run(docker.reap_orphans())
+            time.sleep(0.1)
+    finally:
+        for c in containers_for(client, root):
+            c.remove(force=True)
 
 
 def test_missing_image_and_missing_engine_are_explained(

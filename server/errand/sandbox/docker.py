@@ -14,9 +14,11 @@ The container:
 * drops every capability, sets ``no-new-privileges``, runs Docker's init as PID 1 and
   caps processes (``pids_limit``), memory (``mem_limit``, no swap), CPU (``nano_cpus``,
   ``ERRAND_DOCKER_CPUS``, default 1) and file size (``fsize`` ulimit);
-* is labelled ``errand=1``, ``errand.task=<root>`` and ``errand.owner=<host>/<pid>/<start>``,
-  removed on :meth:`DockerSandbox.close`, and removed by :func:`reap_orphans` at the next
-  start if a server crashed before closing it.
+* is labelled ``errand=1``, ``errand.task=<root>`` and ``errand.owner`` (the server's
+  host, boot id, PID namespace, pid and start time: :mod:`errand.sandbox.owner`), removed
+  on :meth:`DockerSandbox.close`, and removed by :func:`reap_orphans` at the next start
+  if a server crashed before closing it (never while that server runs, in whatever PID
+  namespace).
 
 Each command runs as ``docker exec … bash -lc <command>`` through
 :func:`errand.sandbox.process.run_process`, i.e. the ``docker`` CLI rather than the SDK's
@@ -43,14 +45,13 @@ import logging
 import os
 import shlex
 import shutil
-import socket
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from docker.errors import DockerException
 from requests import RequestException
 
+from errand.sandbox import owner
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
 from errand.sandbox.process import (
     DEFAULT_PATH,
@@ -85,27 +86,9 @@ CLI_ENV_KEYS = (
 )
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), as a string."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def owner_label() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}/{_start_time(os.getpid())}"
-
-
-def _owner_alive(label: str) -> bool:
-    host, _, rest = label.partition("/")
-    pid, _, start = rest.partition("/")
-    if host != socket.gethostname():
-        return True  # another machine's server: not ours to judge
-    if not pid.isdigit():
-        return False
-    return _start_time(int(pid)) == start
+    """The ``errand.owner`` label of this server's containers (see :mod:`errand.sandbox.owner`)."""
+    return owner.label()
 
 
 def _client() -> Any:
@@ -382,48 +365,22 @@ async def open(spec: SandboxSpec, *, image: str | None = None) -> DockerSandbox:
     return DockerSandbox(spec, container, cli, user, hand_over)
 
 
-def _parse_created(text: str) -> float | None:
-    """Docker's ``Created`` (RFC 3339 with nanoseconds) as a Unix time."""
-    try:
-        return datetime.fromisoformat(text[:19] + "+00:00").timestamp()
-    except ValueError:
-        return None
-
-
-def _process_started_at() -> float:
-    """Wall-clock start of this process, from /proc."""
-    try:
-        btime = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        ticks = int(_start_time(os.getpid()) or 0)
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError):
-        return 0.0
-
-
 def reap_orphans_sync() -> int:
-    """Remove errand containers whose server is gone: its owner label names a process on
-    this host that no longer exists (pid and start time), or, without an owner label, the
-    container is older than this server. Returns how many were removed."""
+    """Remove errand containers whose server is shown to be gone by its owner label
+    (:func:`errand.sandbox.owner.alive`): a live server's container is kept even when that
+    server runs in another PID namespace (a container, CI under ``unshare``), and so is
+    a container with no owner label or one that cannot be judged. Returns how many were
+    removed."""
     try:
         client = _client()
     except SandboxUnavailable:
         return 0
     removed = 0
-    started = _process_started_at()
     for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-        owner = container.labels.get(f"{LABEL}.owner")
-        if owner is not None:
-            if _owner_alive(owner):
-                continue
-        else:  # no owner recorded: anything created before this server started
-            created = _parse_created(container.attrs.get("Created", ""))
-            if created is None or created >= started:
-                continue
-        log.info("removing orphaned sandbox container %s (%s)", container.short_id, owner)
+        label = container.labels.get(f"{LABEL}.owner")
+        if label is None or owner.alive(label):
+            continue
+        log.info("removing orphaned sandbox container %s (%s)", container.short_id, label)
         _remove(container)
         removed += 1
     return removed
