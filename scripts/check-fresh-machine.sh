@@ -309,6 +309,7 @@ run_in_fresh_copy() {
   log "$name: unpacking a fresh copy of $(basename "$TARBALL") into $dir"
   tar -C "$dir" --numeric-owner -xpf "$TARBALL"
   git clone -q "$ROOT" "$dir/root/errand"
+  RESULT_COMMIT=$(git -C "$dir/root/errand" log -1 --format='%h %s' | cut -c1-60)
   # Carried over from the host: CA certificates, proxy settings, the DNS resolver.
   if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
     cp -a /usr/local/share/ca-certificates/. "$dir/usr/local/share/ca-certificates/"
@@ -363,13 +364,13 @@ for name in demo test; do
     overall=1
   }
   if [[ $name == demo ]]; then shown=$DEMO_CMD; else shown="CI=true $TEST_CMD"; fi
-  line="$verdict  $name  $(duration "$RESULT_SECONDS")  \`$shown\`  (exit $RESULT_STATUS; log $RESULT_LOG)"
+  line="$verdict  $name  $(duration "$RESULT_SECONDS")  \`$shown\`  (exit $RESULT_STATUS; at $RESULT_COMMIT; log $RESULT_LOG)"
   SUMMARY+=("$line")
   tests_line=$(grep -aE '^(=+ )?[0-9]+ (passed|failed|error)' "$RESULT_LOG" | tail -n 1 || true)
   [[ -z $tests_line ]] || SUMMARY+=("      pytest: $tests_line")
 done
 
 echo
-echo "== fresh Debian 12 machine ($(basename "$TARBALL"), HEAD $(git -C "$ROOT" rev-parse --short HEAD))"
+echo "== fresh Debian 12 machine ($(basename "$TARBALL"))"
 printf '%s\n' "${SUMMARY[@]}"
 exit "$overall"

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(git bubblewrap ca-certificates python3 python3-venv python3-pip)
 if [[ "${ERRAND_SETUP_DOCKER:-0}" == "1" ]]; then
-  APT_PACKAGES+=(docker.io curl wget xfsprogs)
+  # procps: the engine runs `ps` for `docker top`, which the Docker backend uses to find
+  # leftover processes; docker.io does not depend on it.
+  APT_PACKAGES+=(docker.io procps curl wget xfsprogs)
 fi
 
 missing=()

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ERRAND_SETUP_DOCKER=1 bash scripts/setup.sh  # test extras: docker.io, curl, wget, xfsprogs
+ERRAND_SETUP_DOCKER=1 bash scripts/setup.sh  # test extras: docker.io, procps, curl, wget, xfsprogs
 if [[ -x scripts/start-dockerd.sh ]]; then
   bash scripts/start-dockerd.sh
 fi
