@@ -366,8 +366,14 @@ for name in demo test; do
   if [[ $name == demo ]]; then shown=$DEMO_CMD; else shown="CI=true $TEST_CMD"; fi
   line="$verdict  $name  $(duration "$RESULT_SECONDS")  \`$shown\`  (exit $RESULT_STATUS; at $RESULT_COMMIT; log $RESULT_LOG)"
   SUMMARY+=("$line")
-  tests_line=$(grep -aE '^(=+ )?[0-9]+ (passed|failed|error)' "$RESULT_LOG" | tail -n 1 || true)
-  [[ -z $tests_line ]] || SUMMARY+=("      pytest: $tests_line")
+  if [[ $name == test ]]; then
+    pytest_line=$(grep -aE '^(=+ )?[0-9]+ (passed|failed|errors?|skipped)\b.* in [0-9.]+s' "$RESULT_LOG" | tail -n 1 || true)
+    unit_line=$(grep -aE '^# (pass|fail) [0-9]+$' "$RESULT_LOG" | tail -n 2 | paste -sd' ' || true)
+    e2e_line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$RESULT_LOG" | tail -n 1 || true)
+    SUMMARY+=("      pytest: ${pytest_line:-(no summary)}")
+    SUMMARY+=("      vscode-client unit tests: ${unit_line:-(not run)}")
+    SUMMARY+=("      vscode-client end-to-end: ${e2e_line:-(not run)}")
+  fi
 done
 
 echo
