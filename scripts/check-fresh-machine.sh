@@ -23,8 +23,10 @@
 #     the host's /dev with a private /dev/shm, a private /run, /tmp on the copy's disk
 #     (as on Debian), and the host's cgroup hierarchies mounted afresh in the new cgroup
 #     namespace, rooted in a cgroup made for this run: dockerd and errand's per-command
-#     cgroups inside never see, reap or get reaped by the host's. The network is the
-#     host's (the registries must be reachable).
+#     cgroups inside never see, reap or get reaped by the host's. (Tried on hosts with
+#     cgroup v1 or hybrid hierarchies, as this project's machines have; on a pure
+#     cgroup v2 host the controllers inside are those delegated to the caller's cgroup.)
+#     The network is the host's (the registries must be reachable).
 #  5. Carries over from the host only its CA certificates (/usr/local/share/
 #     ca-certificates; and NODE_EXTRA_CA_CERTS, pointing at the copy's own bundle, when
 #     the host sets it: Node ignores the system store), its proxy settings
@@ -37,7 +39,7 @@
 #     <cache>/logs/. The exit status is 0 when every command passed.
 #
 # --only NAME runs one of them (demo or test); --keep leaves the copies in
-# <cache>/runs/ for a look (they are removed at the next run).
+# <cache>/runs/ for a look (they are removed at the next run). One run at a time.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,7 +76,7 @@ while (($#)); do
 done
 [[ -z $ONLY || $ONLY == demo || $ONLY == test ]] || die "--only takes demo or test"
 [[ $(id -u) -eq 0 ]] || die "must run as root (namespaces, mounts and cgroups)"
-for tool in unshare pivot_root tar git; do
+for tool in unshare pivot_root flock tar git; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -145,6 +147,8 @@ ff02::2 ip6-allrouters"
 
 # --- the cached root filesystem --------------------------------------------------------------
 mkdir -p "$CACHE/logs" "$CACHE/runs"
+exec 9>"$CACHE/lock"
+flock -n 9 || die "another check-fresh-machine.sh is running (lock: $CACHE/lock)"
 key=$(printf '%s\n' "$SUITE" "$VARIANT" "$INCLUDE" "${SOURCES[@]}" "$APT_PROXY" "$HOSTS_FILE" |
   sha256sum | cut -c1-12)
 TARBALL="$CACHE/$SUITE-$VARIANT-$key.tar"
@@ -304,6 +308,7 @@ run_in_fresh_copy() {
   shift 2
   local dir="$CACHE/runs/$name" logfile
   logfile="$CACHE/logs/$(date +%Y%m%d-%H%M%S)-$name.log"
+  if grep -qF " $dir/" /proc/self/mountinfo; then die "something is still mounted under $dir"; fi
   rm -rf "$dir"
   mkdir -p "$dir"
   log "$name: unpacking a fresh copy of $(basename "$TARBALL") into $dir"
@@ -331,6 +336,7 @@ run_in_fresh_copy() {
   local start end status
   start=$(date +%s)
   set +e
+  trap 'remove_run_cgroups "$name"' EXIT
   (
     join_run_cgroups "$name"
     HOSTNAME_INSIDE=$HOSTNAME_INSIDE exec unshare --mount --pid --uts --cgroup --fork \
@@ -341,6 +347,7 @@ run_in_fresh_copy() {
   set -e
   end=$(date +%s)
   remove_run_cgroups "$name"
+  trap - EXIT
   RESULT_STATUS=$status
   RESULT_SECONDS=$((end - start))
   RESULT_LOG=$logfile
