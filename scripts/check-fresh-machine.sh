@@ -314,7 +314,7 @@ run_in_fresh_copy() {
   log "$name: unpacking a fresh copy of $(basename "$TARBALL") into $dir"
   tar -C "$dir" --numeric-owner -xpf "$TARBALL"
   git clone -q "$ROOT" "$dir/root/errand"
-  RESULT_COMMIT=$(git -C "$dir/root/errand" log -1 --format='%h %s' | cut -c1-60)
+  RESULT_COMMIT=$(git -C "$dir/root/errand" rev-parse --short HEAD)
   # Carried over from the host: CA certificates, proxy settings, the DNS resolver.
   if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
     cp -a /usr/local/share/ca-certificates/. "$dir/usr/local/share/ca-certificates/"
