@@ -63,6 +63,8 @@ class Settings:
     context_tokens: int = 200_000
     command_timeout_seconds: int = 300
     prices: Prices = field(default_factory=Prices)
+    max_frame_bytes: int = 64 << 20
+    """Largest LSP message ``errand serve`` reads; larger ones are refused."""
     base_url: str | None = None
     api_key: str | None = None
 
@@ -82,6 +84,7 @@ class Settings:
             ("max_tokens", "ERRAND_MAX_TOKENS"),
             ("context_tokens", "ERRAND_CONTEXT_TOKENS"),
             ("command_timeout_seconds", "ERRAND_COMMAND_TIMEOUT_SECONDS"),
+            ("max_frame_bytes", "ERRAND_MAX_FRAME_BYTES"),
         ):
             if env.get(name):
                 raw[key] = env[name]
@@ -142,6 +145,7 @@ _POSITIVE_INTS = {
     "max_tokens": (1, 1 << 40),
     "context_tokens": (1000, 1 << 30),
     "command_timeout_seconds": (1, 24 * 3600),
+    "max_frame_bytes": (1024, 1 << 31),
 }
 
 

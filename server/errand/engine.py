@@ -39,6 +39,7 @@ from errand.logbatch import LogBatcher
 from errand.models import Model, ModelError
 from errand.models.base import Item, SystemMsg, UserMsg, decode_items, encode_items
 from errand.protocol import (
+    MAX_ATTEMPTS,
     TERMINAL_STATUSES,
     Attempt,
     Check,
@@ -69,7 +70,12 @@ class EngineError(Exception):
     """A request the engine can't carry out; the message is for a person."""
 
 
-class UnknownTask(EngineError):
+class BadArguments(EngineError):
+    """The request's arguments are wrong: out of range, blank, or naming something
+    that does not exist. InvalidParams on the wire."""
+
+
+class UnknownTask(BadArguments):
     pass
 
 
@@ -244,17 +250,28 @@ class TaskEngine:
     # --- commands ------------------------------------------------------------------
 
     async def delegate(self, params: DelegateParams, default_folder: Path | None) -> str:
+        """Validate everything first; a delegation that fails leaves nothing behind."""
         if not params.prompt.strip():
-            raise EngineError("prompt is empty; say what the task should do")
-        if not 1 <= params.attempts <= 4:
-            raise EngineError(f"attempts must be between 1 and 4, not {params.attempts}")
-        folder = _folder(params.workspace) if params.workspace else default_folder
+            raise BadArguments("prompt is blank; say what the task should do")
+        if re.search("[\ud800-\udfff]", params.prompt):
+            raise BadArguments("prompt contains a lone surrogate, which is not valid Unicode")
+        if not 1 <= params.attempts <= MAX_ATTEMPTS:
+            raise BadArguments(
+                f"attempts must be between 1 and {MAX_ATTEMPTS}, not {params.attempts}"
+            )
+        try:
+            folder = _folder(params.workspace) if params.workspace else default_folder
+            usable = folder is not None and folder.is_dir()
+        except (OSError, ValueError, RuntimeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            shown = params.workspace or str(default_folder)
+            raise BadArguments(f"workspace {shown[:200]!r} can't be used: {reason[:200]}") from None
         if folder is None:
-            raise EngineError(
+            raise BadArguments(
                 "no workspace folder: open a folder in the editor or pass `workspace`"
             )
-        if not folder.is_dir():
-            raise EngineError(f"workspace folder {folder} does not exist")
+        if not usable:
+            raise BadArguments(f"workspace folder {str(folder)[:200]} does not exist")
         stamp = now_iso()
         task_id = secrets.token_hex(4)
         while task_id in self._tasks:
@@ -275,8 +292,16 @@ class TaskEngine:
             state.attempts.append(AttemptState(info=Attempt(attempt=n, status="queued")))
         task.attempts = [a.info for a in state.attempts]
         self._tasks[task_id] = state
-        await self._persist_task(state)
-        self._changed(state)
+        try:
+            await self._persist_task(state)
+            self._changed(state)
+        except BaseException:
+            del self._tasks[task_id]
+            if self._store is not None:
+                self._db_submit(self._store.delete_task, task_id)
+            for listener in self._listeners:
+                listener.task_changed(state.summary(), True)
+            raise
         self._spawn(self._prepare(state))
         for attempt in state.attempts:
             attempt.runner = asyncio.create_task(
@@ -294,7 +319,7 @@ class TaskEngine:
         state = self._state(task_id)
         number = attempt if attempt is not None else self._default_attempt(state)
         if not 1 <= number <= len(state.attempts):
-            raise EngineError(
+            raise BadArguments(
                 f"task {task_id} has {len(state.attempts)} attempt(s); "
                 f"attempt {number} does not exist"
             )
@@ -392,7 +417,9 @@ class TaskEngine:
             raise EngineError(str(exc)) from None
 
     async def mark_applied(self, task_id: str) -> None:
-        state = self._state(task_id)
+        state = self._tasks.get(task_id)
+        if state is None:
+            return  # discarded while its edit was being applied
         state.task.applied = True
         state.task.updated_at = now_iso()
         await self._persist_task(state)
@@ -470,6 +497,8 @@ class TaskEngine:
 
     async def logs(self, task_id: str, attempt: int | None = None) -> list[TaskLog]:
         self._state(task_id)
+        if attempt is not None:
+            self.attempt_state(task_id, attempt)
         self._batcher.flush()
         return await self._db(self._require_store().load_logs, task_id, attempt)
 

@@ -5,45 +5,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlparse
 
 import msgspec
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from errand import __version__, protocol
 from errand.applying import ApplyRefused, CurrentFile, read_current
+from errand.arguments import InvalidArguments, find_lone_surrogate, parse_params
 from errand.config import Settings
 from errand.edits import build_workspace_edit, workspace_edit_to_json
-from errand.engine import EngineError, ModelFactory, TaskEngine, UnknownTask
+from errand.engine import BadArguments, EngineError, ModelFactory, TaskEngine
+from errand.gitops import GitError
+from errand.lsp_messages import REQUEST_FAILED, clip
+from errand.lsp_protocol import ErrandProtocol, serve_stdio
 from errand.protocol import TERMINAL_STATUSES, TaskLog, TaskSummary
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=msgspec.Struct)
+MAX_ERROR = 2000
+"""Characters of a command's error message."""
+MAX_REF_PART = 250
+"""Bytes of one part of a branch name: git stores it as a file, plus ``.lock``."""
 
 
 class JsonRpcRequestFailed(JsonRpcException):
-    CODE = -32803  # LSP's RequestFailed
+    CODE = REQUEST_FAILED  # LSP's RequestFailed
     MESSAGE = "Request Failed"
 
 
-class ErrandProtocol(LanguageServerProtocol):
-    """Pins positions to UTF-16: errand's edits are computed in UTF-16 code units, the
-    LSP default and the only encoding VS Code speaks."""
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, Any]:
-        if params.capabilities.general is not None:
-            params.capabilities.general.position_encodings = [types.PositionEncodingKind.Utf16]
-        return (yield from super().lsp_initialize(params))
-
-
 class ErrandServer(LanguageServer):
+    protocol: ErrandProtocol
+
     def __init__(self, settings: Settings, model_factory: ModelFactory) -> None:
         super().__init__(name="errand", version=__version__, protocol_cls=ErrandProtocol)
         self.init_options: object = None
@@ -52,8 +51,38 @@ class ErrandServer(LanguageServer):
         self.engine: TaskEngine | None = None
         self.ready = asyncio.Event()
         self.start_error: str | None = None
+        self.started = False
+        """True once the first ``initialized`` notification started the engine."""
         self._progress: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
+
+    # --- transport -----------------------------------------------------------------
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve LSP on stdio through errand's bounded reader (see
+        :mod:`errand.lsp_stream`) instead of pygls's."""
+        self._stop_event = stop = threading.Event()
+        try:
+            serve_stdio(
+                self.protocol,
+                stop,
+                self.thread_pool,
+                self.base_settings.max_frame_bytes,
+                stdin,
+                stdout,
+            )
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls reports errors outside a request here (a notification handler that
+        failed, say). Log them in one line; don't pop up a message in the editor for
+        each: a client sending bad notifications would flood the user."""
+        log.info(
+            "error outside a request (%s): %s",
+            getattr(source, "__name__", source),
+            clip(f"{type(error).__name__}: {error}", 500),
+        )
 
     # --- engine events -> notifications --------------------------------------------
 
@@ -143,34 +172,21 @@ def uri_to_path(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
 
 
-def parse_params(args: tuple[Any, ...], kind: type[P], command: str) -> P:
-    """Validate ``arguments`` ([oneObject]) against ``kind`` with a message a person
-    can act on."""
-    if len(args) > 1:
-        raise JsonRpcInvalidParams(
-            message=f"{command}: pass one argument object, not {len(args)} arguments"
-        )
-    raw = args[0] if args else {}
-    if raw is None:
-        raw = {}
-    try:
-        return msgspec.convert(raw, kind)
-    except msgspec.ValidationError as exc:
-        raise JsonRpcInvalidParams(message=f"{command}: invalid arguments: {exc}") from None
-
-
 def _command(
     server: ErrandServer, name: str, kind: type[P]
 ) -> Callable[[Callable[[ErrandServer, P], Awaitable[msgspec.Struct]]], None]:
     def register(fn: Callable[[ErrandServer, P], Awaitable[msgspec.Struct]]) -> None:
         async def handler(ls: ErrandServer, *args: Any) -> Any:
-            params = parse_params(args, kind, name)
+            try:
+                params = parse_params(args, kind, name)
+            except InvalidArguments as exc:
+                raise JsonRpcInvalidParams(message=clip(str(exc), MAX_ERROR)) from None
             try:
                 result = await fn(ls, params)
-            except UnknownTask as exc:
-                raise JsonRpcInvalidParams(message=f"{name}: {exc}") from None
+            except BadArguments as exc:
+                raise JsonRpcInvalidParams(message=clip(f"{name}: {exc}", MAX_ERROR)) from None
             except (EngineError, ApplyRefused) as exc:
-                raise JsonRpcRequestFailed(message=f"{name}: {exc}") from None
+                raise JsonRpcRequestFailed(message=clip(f"{name}: {exc}", MAX_ERROR)) from None
             return protocol.to_wire(result)
 
         server.command(name)(handler)
@@ -187,7 +203,16 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: ErrandServer, params: types.InitializedParams) -> None:
-        settings, problems = ls.base_settings.with_init_options(ls.init_options)
+        if ls.started:
+            log.warning("ignored a repeated initialized notification; the engine runs already")
+            return
+        ls.started = True
+        unicode_problem = find_lone_surrogate(ls.init_options)
+        if unicode_problem is not None:
+            settings = ls.base_settings
+            problems = [f"initializationOptions ignored: {unicode_problem}"]
+        else:
+            settings, problems = ls.base_settings.with_init_options(ls.init_options)
         for problem in problems:
             ls.window_show_message(
                 types.ShowMessageParams(
@@ -301,7 +326,17 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
         ls: ErrandServer, params: protocol.CreateBranchParams
     ) -> msgspec.Struct:
         engine = await ls.require_engine()
-        made = await engine.create_branch(params.task_id, params.attempt, params.branch)
+        for part in (params.branch or "").split("/"):
+            size = len(part.encode("utf-8"))
+            if size > MAX_REF_PART:
+                raise BadArguments(
+                    f"branch: the part {clip(part, 40)!r} is {size} bytes long in UTF-8; "
+                    f"each part between '/' may have at most {MAX_REF_PART} (a file name)"
+                )
+        try:
+            made = await engine.create_branch(params.task_id, params.attempt, params.branch)
+        except GitError as exc:
+            raise EngineError(f"git refused to create the branch: {exc}") from None
         return protocol.CreateBranchResult(branch=made.branch, commit=made.commit)
 
     return server
@@ -316,6 +351,14 @@ async def apply_attempt(
             applied=False, reason="this client does not support workspace/applyEdit"
         )
     task = engine.get_task(params.task_id)
+    if params.files is not None:
+        changed = {f.path for f in engine.attempt_state(params.task_id, params.attempt).info.files}
+        unknown = sorted(set(params.files) - changed)
+        if unknown:
+            raise BadArguments(
+                f"files not changed by this attempt: {', '.join(unknown)}; "
+                f"changed files are: {', '.join(sorted(changed)) or 'none'}"
+            )
     root = Path(task.repository or ".")
     current = read_current(root, ls.current_files())
     plan = await engine.plan_apply(params.task_id, params.attempt, params.files, current)
@@ -330,13 +373,21 @@ async def apply_attempt(
         return protocol.ApplyResult(applied=False, reason="the attempt changed no files")
     if plan.changes:
         edit = build_workspace_edit(root, plan.changes, plan.versions)
-        response = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label=f"errand: {task.title}")
-        )
-        if not response.applied:
+        try:
+            response = await ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit=edit, label=f"errand: {task.title}")
+            )
+        except JsonRpcException as exc:
             return protocol.ApplyResult(
                 applied=False,
-                reason=response.failure_reason
+                reason=clip(f"the editor answered workspace/applyEdit with an error: {exc}", 500)
+                + "; nothing was written",
+            )
+        if not getattr(response, "applied", False):
+            # A client may answer ``null``: that is no applied edit either.
+            return protocol.ApplyResult(
+                applied=False,
+                reason=getattr(response, "failure_reason", None)
                 or "the editor refused the edit; nothing was written",
             )
     for rel, data in plan.binary_writes:

@@ -7,9 +7,10 @@ New fields always get defaults so that older clients keep working.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
+from msgspec import Meta
 
 # --- method names -----------------------------------------------------------------
 
@@ -148,12 +149,61 @@ class Task(TaskSummary):
 
 # --- command arguments -------------------------------------------------------------
 
+# Constraints on arguments are declared here and checked by msgspec when a command's
+# arguments are converted; a value outside them is InvalidParams. ``extra["invalid"]``
+# is what the error says about a value that does not match a pattern.
+
+MAX_ATTEMPTS: Final = 4
+
+AttemptCount = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
+AttemptNumber = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
+"""1-based; which of a task's attempts."""
+Prompt = Annotated[
+    str, Meta(pattern=r"\S", extra={"invalid": "is blank; say what the task should do"})
+]
+TaskId = Annotated[str, Meta(min_length=1, max_length=64)]
+FolderPath = Annotated[
+    str,
+    Meta(
+        max_length=4096,
+        pattern=r"^[^\x00]*$",
+        extra={"invalid": "contains a NUL character, which no path can hold"},
+    ),
+]
+RelativePath = Annotated[
+    str,
+    Meta(
+        max_length=4096,
+        pattern=r"^[^\x00]*$",
+        extra={"invalid": "contains a NUL character, which no path can hold"},
+    ),
+]
+BranchName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        # At most what git accepts for a branch (git check-ref-format --branch).
+        pattern=(
+            r"^(?![/.-])(?!@$)(?!HEAD$)"
+            r"(?![\s\S]*(?:[\s\x00-\x1f\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock/))"
+            r"(?![\s\S]*(?:/|\.lock|\.)$)[\s\S]+$"
+        ),
+        extra={
+            "invalid": "is not a valid branch name: no spaces or control characters, "
+            "none of ~ ^ : ? * [ \\, no '..', '@{' or '//', no part starting with '.' "
+            "or ending with '.lock', not starting with '-' or '/', not ending with '/' "
+            "or '.', not HEAD or @"
+        },
+    ),
+]
+
 
 class DelegateParams(Wire, forbid_unknown_fields=True):
-    prompt: str
+    prompt: Prompt
     mode: Mode = "code"
-    attempts: int = 1
-    workspace: str | None = None
+    attempts: AttemptCount = 1
+    workspace: FolderPath | None = None
     """Folder (path or file URI) inside the git repository to work on. Defaults to
     the client's first workspace folder."""
 
@@ -163,35 +213,35 @@ class ListTasksParams(Wire, forbid_unknown_fields=True):
 
 
 class TaskRef(Wire, forbid_unknown_fields=True):
-    task_id: str
+    task_id: TaskId
 
 
 class GetDiffParams(Wire, forbid_unknown_fields=True):
-    task_id: str
-    attempt: int | None = None
+    task_id: TaskId
+    attempt: AttemptNumber | None = None
 
 
 class ApplyParams(Wire, forbid_unknown_fields=True):
-    task_id: str
-    attempt: int | None = None
-    files: list[str] | None = None
+    task_id: TaskId
+    attempt: AttemptNumber | None = None
+    files: list[RelativePath] | None = None
 
 
 class FollowUpParams(Wire, forbid_unknown_fields=True):
-    task_id: str
-    prompt: str
+    task_id: TaskId
+    prompt: Prompt
 
 
 class GetLogParams(Wire, forbid_unknown_fields=True):
-    task_id: str
-    attempt: int | None = None
+    task_id: TaskId
+    attempt: AttemptNumber | None = None
     """Only this attempt's entries; all attempts when absent."""
 
 
 class CreateBranchParams(Wire, forbid_unknown_fields=True):
-    task_id: str
-    attempt: int | None = None
-    branch: str | None = None
+    task_id: TaskId
+    attempt: AttemptNumber | None = None
+    branch: BranchName | None = None
     """Defaults to ``errand/<title-slug>-<taskId>``."""
 
 
