@@ -37,6 +37,9 @@ class ApplyPlan:
     """(path, new bytes or None to delete) for binary files, written after the edit."""
     merged: list[str] = field(default_factory=list)
     """Files the user changed meanwhile whose changes were merged with the attempt's."""
+    already: list[str] = field(default_factory=list)
+    """Files that are already as the attempt leaves them (applied before, say); there
+    is nothing to write for them."""
 
     @property
     def files(self) -> list[str]:
@@ -70,6 +73,9 @@ def plan_apply(
         if change.path not in wanted:
             continue
         outcome = _reconcile(change, current)
+        if outcome is None:
+            plan.already.append(change.path)
+            continue
         if isinstance(outcome, str):
             plan.conflicts.append(outcome)
             continue
@@ -82,6 +88,9 @@ def plan_apply(
     for binary in binaries:
         if binary.path not in wanted:
             continue
+        if _binary_already(binary, current, new_blob):
+            plan.already.append(binary.path)
+            continue
         conflict = _binary_conflict(binary, current, base_blob)
         if conflict:
             plan.conflicts.append(conflict)
@@ -92,8 +101,13 @@ def plan_apply(
     return plan
 
 
-def _reconcile(change: FileChange, current: Callable[[str], CurrentFile]) -> FileChange | str:
-    """The change to apply now, or a conflict message."""
+def _reconcile(
+    change: FileChange, current: Callable[[str], CurrentFile]
+) -> FileChange | str | None:
+    """The change to apply now, a conflict message, or None when the file is already
+    as the attempt leaves it."""
+    if _already(change, current):
+        return None
     if change.change == "added":
         state = current(change.path)
         if state.exists and state.text != change.new_text:
@@ -109,8 +123,6 @@ def _reconcile(change: FileChange, current: Callable[[str], CurrentFile]) -> Fil
         return change
     if change.change == "deleted":
         return f"{source}: changed in the workspace since the task started, and the task deletes it"
-    if state.text == change.new_text:
-        return f"{source}: already has this change (applied before?)"
     assert state.text is not None and change.base_text is not None
     assert change.new_text is not None
     merged = merge_texts(state.text, change.base_text, change.new_text)
@@ -126,6 +138,29 @@ def _reconcile(change: FileChange, current: Callable[[str], CurrentFile]) -> Fil
         base_text=state.text,
         new_text=merged,
     )
+
+
+def _already(change: FileChange, current: Callable[[str], CurrentFile]) -> bool:
+    target = current(change.path)
+    if change.change == "deleted":
+        return not target.exists
+    if change.change == "renamed" and current(change.old_path or change.path).exists:
+        return False
+    return target.exists and target.text == change.new_text
+
+
+def _binary_already(
+    binary: FileStat,
+    current: Callable[[str], CurrentFile],
+    new_blob: Callable[[str], bytes | None],
+) -> bool:
+    target = current(binary.path)
+    if binary.change == "deleted":
+        return not target.exists
+    if binary.change == "renamed" and current(binary.old_path or binary.path).exists:
+        return False
+    new = new_blob(binary.path) if target.exists else None
+    return new is not None and target.text == new.decode("utf-8", "surrogateescape")
 
 
 def _binary_conflict(

@@ -370,6 +370,12 @@ async def apply_attempt(
             "nothing was written",
         )
     if not plan.changes and not plan.binary_writes:
+        if plan.already:
+            return protocol.ApplyResult(
+                applied=False,
+                reason="every change of this attempt is already in the workspace; "
+                "nothing was left to apply",
+            )
         return protocol.ApplyResult(applied=False, reason="the attempt changed no files")
     if plan.changes:
         edit = build_workspace_edit(root, plan.changes, plan.versions)
