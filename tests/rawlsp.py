@@ -52,6 +52,9 @@ class RawServer:
         self.notifications: list[dict[str, Any]] = []
         self.apply_edits: Any = None
         """A callable given each workspace/applyEdit's `edit` (as JSON) to write it."""
+        self.apply_answer: dict[str, Any] | None = None
+        """Answer workspace/applyEdit with this instead (``{"result": ...}`` or
+        ``{"error": ...}``)."""
         self._next_id = 1_000_000  # far from the ids tests pick themselves
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -149,6 +152,9 @@ class RawServer:
 
     def _answer(self, message: dict[str, Any]) -> None:
         result: Any = None
+        if message["method"] == "workspace/applyEdit" and self.apply_answer is not None:
+            self.send({"jsonrpc": "2.0", "id": message["id"], **self.apply_answer})
+            return
         if message["method"] == "workspace/applyEdit":
             if self.apply_edits is not None:
                 self.apply_edits(message["params"]["edit"])

@@ -441,6 +441,35 @@ def test_a_running_task_s_diff_is_request_failed(served: Any, repo: Path, replay
     assert "result" in server.command("errand.cancel", {"taskId": task_id})
 
 
+def test_a_bad_answer_to_apply_edit_fails_the_apply(served: Any, repo: Path, replay: Any) -> None:
+    model = replay(FIX)
+    server = served(OPENAI_BASE_URL=model.url, ERRAND_MODEL="fix")
+    server.initialize(repo)
+    task_id = server.command("errand.delegate", {"prompt": "fix add"})["result"]["taskId"]
+    server.wait_notification(
+        lambda n: (
+            n["method"] == "errand/taskChanged"
+            and n["params"]["task"]["status"] in ("completed", "failed")
+        ),
+        what="the task to end",
+    )
+    before = tree_fingerprint(repo)
+    answers = [
+        ({"result": {}}, "the client's answer is invalid"),
+        ({"result": None}, "workspace/applyEdit failed: the client's answer is invalid"),
+        (
+            {"error": {"code": -32000, "message": "no thanks"}},
+            "workspace/applyEdit failed: no thanks",
+        ),
+    ]
+    for answer, fragment in answers:
+        server.apply_answer = answer
+        result = server.command("errand.apply", {"taskId": task_id})["result"]
+        assert result["applied"] is False and fragment in result["reason"], result
+        server.assert_alive()
+    assert tree_fingerprint(repo) == before
+
+
 # --- lifecycle ------------------------------------------------------------------------
 
 

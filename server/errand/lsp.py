@@ -386,8 +386,7 @@ async def apply_attempt(
         except JsonRpcException as exc:
             return protocol.ApplyResult(
                 applied=False,
-                reason=clip(f"the editor answered workspace/applyEdit with an error: {exc}", 500)
-                + "; nothing was written",
+                reason=clip(f"workspace/applyEdit failed: {exc}", 500) + "; nothing was written",
             )
         if not getattr(response, "applied", False):
             # A client may answer ``null``: that is no applied edit either.
