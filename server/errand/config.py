@@ -62,6 +62,8 @@ class Settings:
     max_tokens: int = 2_000_000
     context_tokens: int = 200_000
     command_timeout_seconds: int = 300
+    max_disk_bytes: int = 2 << 30
+    """What one attempt may write into its copy (setup included) before it is ended."""
     prices: Prices = field(default_factory=Prices)
     max_frame_bytes: int = 64 << 20
     """Largest LSP message ``errand serve`` reads; larger ones are refused."""
@@ -85,6 +87,7 @@ class Settings:
             ("context_tokens", "ERRAND_CONTEXT_TOKENS"),
             ("command_timeout_seconds", "ERRAND_COMMAND_TIMEOUT_SECONDS"),
             ("max_frame_bytes", "ERRAND_MAX_FRAME_BYTES"),
+            ("max_disk_bytes", "ERRAND_MAX_DISK_BYTES"),
         ):
             if env.get(name):
                 raw[key] = env[name]
@@ -118,6 +121,7 @@ class Settings:
             "max_tokens": parsed.max_tokens,
             "context_tokens": parsed.context_tokens,
             "command_timeout_seconds": parsed.command_timeout_seconds,
+            "max_disk_bytes": parsed.max_disk_bytes,
             "data_dir": parsed.data_dir,
             "prices": msgspec.to_builtins(parsed.prices) if parsed.prices else None,
         }
@@ -146,6 +150,7 @@ _POSITIVE_INTS = {
     "context_tokens": (1000, 1 << 30),
     "command_timeout_seconds": (1, 24 * 3600),
     "max_frame_bytes": (1024, 1 << 31),
+    "max_disk_bytes": (1 << 20, 1 << 50),
 }
 
 

@@ -34,6 +34,7 @@ from errand.agent.tools import CommandRecord, Toolbox
 from errand.applying import ApplyPlan, ApplyRefused, CurrentFile, plan_apply
 from errand.branches import BranchError, BranchResult, create_branch
 from errand.config import Settings
+from errand.disk_quota import DiskQuota, DiskQuotaExceeded, within_quota
 from errand.edits import FileChange
 from errand.logbatch import LogBatcher
 from errand.models import Model, ModelError
@@ -122,6 +123,8 @@ class AttemptState:
     conversation: list[Item] = field(default_factory=list)
     chunk_seq: int = 0
     runner: asyncio.Task[None] | None = None
+    finishing: bool = False
+    """The attempt's work is done and its result is being recorded."""
     sandbox: Sandbox | None = None
     commands: list[CommandRecord] = field(default_factory=list)
     check_extra: list[str] = field(default_factory=list)
@@ -139,6 +142,7 @@ class TaskState:
     snapshot: workspace.Snapshot | None = None
     attempts: list[AttemptState] = field(default_factory=list)
     prepared: asyncio.Event = field(default_factory=asyncio.Event)
+    snapshot_error: str | None = None
 
     def summary(self) -> TaskSummary:
         fields = {f: getattr(self.task, f) for f in TaskSummary.__struct_fields__}
@@ -426,10 +430,14 @@ class TaskEngine:
         self._changed(state)
 
     async def cancel(self, task_id: str) -> None:
+        """Stop the task's running attempts. One that is already recording its result
+        is left to finish (and waited for): its work is done."""
         state = self._state(task_id)
-        runners = [a.runner for a in state.attempts if a.runner is not None and not a.runner.done()]
-        for runner in runners:
-            runner.cancel()
+        active = [a for a in state.attempts if a.runner is not None and not a.runner.done()]
+        for attempt in active:
+            if not attempt.finishing and attempt.runner is not None:
+                attempt.runner.cancel()
+        runners = [a.runner for a in active if a.runner is not None]
         if runners:
             await asyncio.gather(*runners, return_exceptions=True)
 
@@ -526,90 +534,111 @@ class TaskEngine:
             await self._persist_task(state)
         except Exception as exc:
             log.exception("snapshot failed for %s", state.task.task_id)
+            state.snapshot_error = f"snapshot failed: {exc}"
+            state.task.reason = f"could not snapshot the workspace: {exc}"
             for attempt in state.attempts:
                 if attempt.runner is not None:
-                    attempt.runner.cancel(msg=f"snapshot failed: {exc}")
-            state.task.reason = f"could not snapshot the workspace: {exc}"
+                    attempt.runner.cancel()  # queued attempts fail at once
         finally:
             state.prepared.set()
 
     async def _run_attempt(self, state: TaskState, attempt: AttemptState) -> None:
-        info = attempt.info
-        task_id = state.task.task_id
-        reason: str | None = None
-        status: Status = "failed"
+        """One attempt, from its queue slot to its recorded result.
+
+        Slots are taken in queue order (the semaphore wakes waiters first come, first
+        served) and held until the result is recorded: recording a large copy's diff is
+        work too, and ``maxParallel`` counts it."""
         try:
-            # Slots are taken in queue order (the semaphore wakes waiters first come,
-            # first served); preparing starts with waiting for the task's snapshot.
-            async with self._slots:
-                await self._set_attempt(state, attempt, "preparing")
-                await state.prepared.wait()
-                if state.snapshot is None:
-                    raise EngineError(state.task.reason or "the workspace could not be snapshotted")
-                info.started_at = now_iso()
-                if attempt.copy is None:
-                    dest = self.settings.data_dir / "copies" / f"{task_id}-{info.attempt}"
-                    attempt.copy = await self._in_thread(self._copies.create, state.snapshot, dest)
-                    info.workspace_kind = attempt.copy.kind
-                    info.workspace_reason = attempt.copy.reason
-                    await self._persist_attempt(state, attempt)
-                else:
-                    await self._in_thread(self._copies.reopen, attempt.copy)
-                fresh = not attempt.conversation
-                config, instructions = await self._in_thread(
-                    _repository_rules, attempt.copy.path, state.snapshot.subdir
-                )
-                attempt.check_extra = [*instructions.check_commands, *config.checks.commands]
-                if fresh:
-                    info.warnings = []
-                    if config.setup.script:
-                        await self._run_setup(state, attempt, config.setup)
-                    prompt = state.task.prompt
-                    if instructions.text:
-                        prompt = f"{prompt}\n\n{user_instructions(instructions)}"
-                    attempt.conversation = [
-                        SystemMsg(system_prompt(state.task.mode)),
-                        UserMsg(prompt),
-                    ]
-                attempt.sandbox = await open_sandbox(
-                    self.settings.sandbox,
-                    SandboxSpec(
-                        root=attempt.copy.path,
-                        writable=state.task.mode == "code",
-                        env=SANDBOX_ENV,
-                        limits=Limits(timeout_s=float(self.settings.command_timeout_seconds)),
-                    ),
-                )
-                info.sandbox = attempt.sandbox.name
-                for warning in attempt.sandbox.warnings:
-                    if warning not in info.warnings:
-                        info.warnings.append(warning)
-                await self._set_attempt(state, attempt, "running")
-                report = await self._agent(state, attempt)
-                info.report = report
-                status = "completed"
-        except asyncio.CancelledError as exc:
-            message = exc.args[0] if exc.args else None
-            if message and message.startswith("snapshot failed"):
-                status, reason = "failed", message
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            await self._finish_attempt(state, attempt, *self._cancelled(state))
+            return
+        try:
+            status, reason, keep = await self._attempt_outcome(state, attempt)
+            attempt.finishing = True
+            await self._finish_attempt(state, attempt, status, reason, keep_result=keep)
+        finally:
+            attempt.finishing = False
+            self._slots.release()
+
+    def _cancelled(self, state: TaskState) -> tuple[Status, str]:
+        if state.snapshot_error is not None:
+            return "failed", state.snapshot_error
+        return "cancelled", "cancelled by the user"
+
+    async def _attempt_outcome(
+        self, state: TaskState, attempt: AttemptState
+    ) -> tuple[Status, str | None, bool]:
+        """Run the attempt; return its status, the reason when it did not complete, and
+        whether its copy's result is worth recording."""
+        info = attempt.info
+        try:
+            await self._set_attempt(state, attempt, "preparing")
+            await state.prepared.wait()
+            if state.snapshot is None:
+                raise EngineError(state.task.reason or "the workspace could not be snapshotted")
+            info.started_at = now_iso()
+            if attempt.copy is None:
+                dest = self.settings.data_dir / "copies" / f"{state.task.task_id}-{info.attempt}"
+                attempt.copy = await self._in_thread(self._copies.create, state.snapshot, dest)
+                info.workspace_kind = attempt.copy.kind
+                info.workspace_reason = attempt.copy.reason
+                await self._persist_attempt(state, attempt)
             else:
-                status, reason = "cancelled", "cancelled by the user"
+                await self._in_thread(self._copies.reopen, attempt.copy)
+            copy = attempt.copy
+            quota = DiskQuota(
+                self.settings.max_disk_bytes,
+                lambda: self._in_thread(self._copies.disk_usage, copy),
+            )
+            info.report = await within_quota(self._work_in_copy(state, attempt), quota)
+            return "completed", None, True
+        except asyncio.CancelledError:
+            return *self._cancelled(state), True
+        except DiskQuotaExceeded as exc:
+            return "failed", f"{exc}; no diff was recorded and the copy was removed", False
         except SandboxUnavailable as exc:
-            reason = f"sandbox unavailable: {exc}"
-        except LimitsExceeded as exc:
-            reason = str(exc)
+            return "failed", f"sandbox unavailable: {exc}", True
         except TimeoutError:
-            reason = f"time limit reached ({self.settings.max_wall_seconds}s)"
-        except NoAnswer as exc:
-            reason = str(exc)
-        except ModelError as exc:
-            reason = str(exc)
-        except (EngineError, RepoConfigError) as exc:
-            reason = str(exc)
+            return "failed", f"time limit reached ({self.settings.max_wall_seconds}s)", True
+        except (LimitsExceeded, NoAnswer, ModelError, EngineError, RepoConfigError) as exc:
+            return "failed", str(exc), True
         except Exception as exc:
-            log.exception("attempt %s/%s crashed", task_id, info.attempt)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-        await self._finish_attempt(state, attempt, status, reason)
+            log.exception("attempt %s/%s crashed", state.task.task_id, info.attempt)
+            return "failed", f"internal error: {type(exc).__name__}: {exc}", True
+
+    async def _work_in_copy(self, state: TaskState, attempt: AttemptState) -> str:
+        """Setup (on a fresh attempt), then the agent in its sandbox; returns the report."""
+        assert attempt.copy is not None and state.snapshot is not None
+        info = attempt.info
+        fresh = not attempt.conversation
+        config, instructions = await self._in_thread(
+            _repository_rules, attempt.copy.path, state.snapshot.subdir
+        )
+        attempt.check_extra = [*instructions.check_commands, *config.checks.commands]
+        if fresh:
+            info.warnings = []
+            if config.setup.script:
+                await self._run_setup(state, attempt, config.setup)
+            prompt = state.task.prompt
+            if instructions.text:
+                prompt = f"{prompt}\n\n{user_instructions(instructions)}"
+            attempt.conversation = [SystemMsg(system_prompt(state.task.mode)), UserMsg(prompt)]
+        attempt.sandbox = await open_sandbox(
+            self.settings.sandbox,
+            SandboxSpec(
+                root=attempt.copy.path,
+                writable=state.task.mode == "code",
+                env=SANDBOX_ENV,
+                limits=Limits(timeout_s=float(self.settings.command_timeout_seconds)),
+            ),
+        )
+        info.sandbox = attempt.sandbox.name
+        for warning in attempt.sandbox.warnings:
+            if warning not in info.warnings:
+                info.warnings.append(warning)
+        await self._set_attempt(state, attempt, "running")
+        return await self._agent(state, attempt)
 
     async def _agent(self, state: TaskState, attempt: AttemptState) -> str:
         assert attempt.copy is not None and attempt.sandbox is not None
@@ -730,14 +759,20 @@ class TaskEngine:
         return warnings
 
     async def _finish_attempt(
-        self, state: TaskState, attempt: AttemptState, status: Status, reason: str | None
+        self,
+        state: TaskState,
+        attempt: AttemptState,
+        status: Status,
+        reason: str | None,
+        *,
+        keep_result: bool = True,
     ) -> None:
         info = attempt.info
         diff: str | None = None
         if attempt.sandbox is not None:
             await attempt.sandbox.close()
             attempt.sandbox = None
-        if attempt.copy is not None and state.snapshot is not None:
+        if attempt.copy is not None and state.snapshot is not None and keep_result:
             try:
                 result = await self._in_thread(
                     workspace.record_result, state.snapshot, attempt.copy
@@ -769,7 +804,7 @@ class TaskEngine:
         info.reason = reason
         info.finished_at = now_iso()
         self._batcher.flush()
-        if status == "cancelled" and attempt.copy is not None:
+        if (status == "cancelled" or not keep_result) and attempt.copy is not None:
             await self._in_thread(self._copies.remove, attempt.copy)
             attempt.copy = None
             await self._db(self._require_store().forget_copy, state.task.task_id, info.attempt)

@@ -341,6 +341,7 @@ class InitOptions(Wire):
     max_tokens: int | None = None
     context_tokens: int | None = None
     command_timeout_seconds: int | None = None
+    max_disk_bytes: int | None = None
     data_dir: str | None = None
     prices: Prices | None = None
 

@@ -162,6 +162,7 @@ export interface InitOptions {
   maxTokens?: number | null;
   contextTokens?: number | null;
   commandTimeoutSeconds?: number | null;
+  maxDiskBytes?: number | null;
   dataDir?: string | null;
   prices?: Prices | null;
 }
