@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from errand.edits import (
+from errand.frontends.lsp.edits import (
     FileChange,
     apply_text_edits,
     build_workspace_edit,

@@ -34,8 +34,8 @@ from common import (
     verdict,
 )
 
-from errand import copies
-from errand.config import Settings
+from errand.config.settings import Settings
+from errand.workspace.copies.mounts import mounts_under, unmount
 
 TARGET_P99_MS = 50.0
 COMMANDS = ["echo one", "ls > /dev/null", "python3 -c 'print(2)'", "git status --short", "true"]
@@ -119,8 +119,8 @@ def measure(
         print(f"running {tasks} tasks, {parallel} at a time...", file=sys.stderr)
         r = asyncio.run(run(repo, tmp / "data", tasks, parallel))
     finally:
-        for point in copies.mounts_under(tmp):
-            copies._unmount(point)
+        for point in mounts_under(tmp):
+            unmount(point)
         shutil.rmtree(tmp, ignore_errors=True)
     all_done = r["completed"] == tasks and r["commands"] == tasks * len(COMMANDS)
     print(

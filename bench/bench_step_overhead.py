@@ -1,6 +1,6 @@
 """Benchmark: what the engine itself costs per agent step, without model or command time.
 
-Runs one task in-process on a :class:`errand.engine.TaskEngine` (real store, real bubblewrap
+Runs one task in-process on a :class:`errand.engine.engine.TaskEngine` (real store, real bubblewrap
 sandbox, a listener that encodes every notification as the LSP server would). The model
 is an in-process script that asks for ``true`` at every step and answers at the end; it
 notes when each request enters and leaves it. Every sandbox command is timed as well.
@@ -27,10 +27,9 @@ from typing import Any
 import msgspec
 from common import git, median, percentile, table, verdict
 
-from errand import engine as engine_module
-from errand import protocol
-from errand.config import Settings
-from errand.engine import TaskEngine
+from errand.config.settings import Settings
+from errand.engine import engine as engine_module
+from errand.engine.engine import TaskEngine
 from errand.models.base import (
     AssistantMsg,
     Item,
@@ -40,7 +39,8 @@ from errand.models.base import (
     ToolSpec,
     TurnUsage,
 )
-from errand.protocol import DelegateParams, TaskLog, TaskSummary
+from errand.wire import protocol
+from errand.wire.protocol import DelegateParams, TaskLog, TaskSummary
 
 TARGET_MS = 5.0
 

@@ -38,8 +38,12 @@ from common import (
     verdict,
 )
 
-from errand import copies, workspace
+from errand.config.paths import DataPaths
 from errand.sandbox import SandboxSpec, open_sandbox
+from errand.workspace.copies.checkout import CheckoutCopies
+from errand.workspace.copies.choice import choose_provider
+from errand.workspace.copies.mounts import mounts_under, unmount
+from errand.workspace.snapshot import take_snapshot
 
 TARGET_MS = 20.0
 TARGET_RATIO = 40.0
@@ -97,14 +101,14 @@ def worktree_add(repo: Path, where: Path, n: int) -> float:
 
 def components(repo: Path, data_dir: Path, runs: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"snapshot": [], "overlay copy": [], "checkout copy": []}
-    manager = copies.choose_provider(data_dir, prefer="overlay")
-    checkout = workspace.CheckoutCopies()
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    checkout = CheckoutCopies()
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     manager.remove(manager.create(snapshot, data_dir / "copies" / "warm"))
     made = []
     for n in range(runs):
         started = time.perf_counter()
-        snapshot = workspace.take_snapshot(repo, data_dir)
+        snapshot = take_snapshot(repo, DataPaths(data_dir))
         times["snapshot"].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         made.append(manager.create(snapshot, data_dir / "copies" / f"o{n}"))
@@ -149,8 +153,8 @@ def measure(runs: int, files: int, repo: Path | None = None) -> dict[str, float]
         print("timing the components in-process...", file=sys.stderr)
         parts = components(repo, tmp / "parts", max(5, runs // 2))
     finally:
-        for point in copies.mounts_under(tmp):
-            copies._unmount(point)
+        for point in mounts_under(tmp):
+            unmount(point)
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = median(baseline)

@@ -215,7 +215,9 @@ async def start_server(folder: Path, env: dict[str, str]) -> Server:
     def progress(params: types.ProgressParams) -> None:
         return None
 
-    await client.start_io(sys.executable, "-m", "errand.cli", "serve", env={**os.environ, **env})
+    await client.start_io(
+        sys.executable, "-m", "errand.frontends.cli.main", "serve", env={**os.environ, **env}
+    )
     process = client._server  # pygls keeps the child process here
     assert process is not None
     if process.stderr is not None:  # drain it, or a chatty server would block on it

@@ -25,7 +25,7 @@ import bench_step_overhead
 import bench_task_ready
 from common import make_repo, table, verdict
 
-from errand.config import Settings
+from errand.config.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 

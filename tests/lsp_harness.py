@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from errand.edits import apply_text_edits
+from errand.frontends.lsp.edits import apply_text_edits
 
 
 def _plain(value: Any) -> Any:
@@ -156,7 +156,7 @@ async def start_client(
         return types.ApplyWorkspaceEditResult(applied=True)
 
     full_env = {**os.environ, **env}
-    await client.start_io(sys.executable, "-m", "errand.cli", "serve", env=full_env)
+    await client.start_io(sys.executable, "-m", "errand.frontends.cli.main", "serve", env=full_env)
     await client.initialize_async(
         types.InitializeParams(
             process_id=os.getpid(),

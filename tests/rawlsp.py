@@ -32,7 +32,7 @@ def errand_command() -> list[str]:
     script = Path(sys.executable).with_name("errand")
     if script.exists():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "errand.cli", "serve"]
+    return [sys.executable, "-m", "errand.frontends.cli.main", "serve"]
 
 
 class RawServer:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from errand.agent.context import size_of, trim_tool_outputs
-from errand.config import Prices, Settings
+from errand.config.repo import RepoConfigError, parse_repo_config
+from errand.config.settings import Prices, Settings
 from errand.models.base import AssistantMsg, Item, SystemMsg, ToolCall, ToolResult, UserMsg
-from errand.repo_config import RepoConfigError, parse_repo_config
 
 
 def _conversation(outputs: int, size: int) -> list[Item]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from errand.agent.citations import resolve_citations
-from errand.protocol import Citation
+from errand.agent.evidence.citations import resolve_citations
+from errand.wire.protocol import Citation
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from errand.agent.claims import claim_warnings, find_pass_claim
-from errand.protocol import Check
+from errand.agent.evidence.claims import claim_warnings, find_pass_claim
+from errand.wire.protocol import Check
 
 
 def _check(command: str, exit_code: int, chunk_id: str) -> Check:

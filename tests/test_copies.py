@@ -21,8 +21,16 @@ from typing import Any
 
 import pytest
 
-from errand import copies, workspace
-from errand.copies import CopyManager, choose_provider, collect_garbage, mounts_under
+from errand.config.paths import DataPaths
+from errand.workspace.copies.base import TaskCopy
+from errand.workspace.copies.bases import NEAR_BASE_MAX_CHANGES, RACY_WAIT_INDEX_BYTES, ensure_base
+from errand.workspace.copies.choice import CopyManager, choose_provider
+from errand.workspace.copies.gc import GarbageReport, collect_garbage
+from errand.workspace.copies.holding import in_use, let_go
+from errand.workspace.copies.mounts import filesystem_type, mounts_under
+from errand.workspace.copies.overlay import OverlayCopies
+from errand.workspace.results import record_result
+from errand.workspace.snapshot import take_snapshot
 from repos import git, make_repo, tree_fingerprint
 
 REPO = {
@@ -85,7 +93,7 @@ def visible(root: Path) -> dict[str, str]:
         if rel == ".git" or rel.startswith(".git/") or rel.endswith(".log"):
             continue
         if rel.startswith("__pycache__"):
-            continue  # a cache: outside errand's view (workspace.CACHE_PATTERNS)
+            continue  # a cache: outside errand's view (errand.workspace.snapshot.CACHE_PATTERNS)
         if path.is_symlink():
             seen[rel] = "link:" + os.readlink(path)
         elif path.is_dir():
@@ -129,10 +137,10 @@ def mount_lines(data_dir: Path) -> list[str]:
     return [line for line in text.splitlines() if str(data_dir) in line]
 
 
-def exercise(manager: CopyManager, repo: Path, data_dir: Path, kind: str) -> workspace.TaskCopy:
+def exercise(manager: CopyManager, repo: Path, data_dir: Path, kind: str) -> TaskCopy:
     """The whole life of one copy; returns it after removal for further checks."""
     before = tree_fingerprint(repo)
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "t1-1")
     assert copy.kind == kind, copy.reason
     assert copy.reason
@@ -145,13 +153,13 @@ def exercise(manager: CopyManager, repo: Path, data_dir: Path, kind: str) -> wor
     assert run_git(copy.path, "rev-parse", "HEAD").strip() == snapshot.commit
     # An unchanged copy records an empty diff: nothing the user had, force-added
     # ignored files included, goes missing from the result.
-    assert workspace.record_result(snapshot, copy).files == []
+    assert record_result(snapshot, copy).files == []
 
     agent_edits(copy.path)
     status = run_git(copy.path, "status", "--porcelain", "--untracked-files=all")
     assert " M calc.py" in status and " D keep/deep/file.txt" in status
     assert "?? docs/usage.md" in status
-    result = workspace.record_result(snapshot, copy)
+    result = record_result(snapshot, copy)
     assert {(f.path, f.change) for f in result.files} == EXPECTED_CHANGES
     assert "+    return a + b" in result.diff
     assert "__pycache__" not in result.diff
@@ -170,7 +178,7 @@ def test_overlay_is_the_default_as_root(tmp_path: Path) -> None:
     assert os.geteuid() == 0, "these tests run as root, like CI"
     repo = user_repo(tmp_path)
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="auto")
+    manager = choose_provider(DataPaths(data_dir), prefer="auto")
     assert manager.kind == "overlay", manager.reason
     assert "overlay" in manager.reason
     exercise(manager, repo, data_dir, "overlay")
@@ -182,8 +190,8 @@ def test_overlay_is_the_default_as_root(tmp_path: Path) -> None:
 def test_overlay_copy_is_mounted_only_while_in_use(tmp_path: Path) -> None:
     repo = user_repo(tmp_path)
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="overlay")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "t1-1")
     assert os.path.ismount(copy.path)
     (copy.path / "calc.py").write_text("edited\n")
@@ -194,7 +202,7 @@ def test_overlay_copy_is_mounted_only_while_in_use(tmp_path: Path) -> None:
     manager.reopen(copy)  # idempotent
     assert (copy.path / "calc.py").read_text() == "edited\n"
     assert len(mounts_under(data_dir)) == 1
-    result = workspace.record_result(snapshot, copy)
+    result = record_result(snapshot, copy)
     assert [(f.path, f.change) for f in result.files] == [("calc.py", "modified")]
     # A second copy of the same snapshot shares the base and sees none of the first's edits.
     other = manager.create(snapshot, data_dir / "copies" / "t2-1")
@@ -208,7 +216,7 @@ def test_overlay_copy_is_mounted_only_while_in_use(tmp_path: Path) -> None:
 def test_checkout_fallback(tmp_path: Path) -> None:
     repo = user_repo(tmp_path)
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="checkout")
+    manager = choose_provider(DataPaths(data_dir), prefer="checkout")
     assert manager.chain == ["checkout"]
     assert "ERRAND_COPIES=checkout" in manager.reason
     exercise(manager, repo, data_dir, "checkout")
@@ -216,8 +224,8 @@ def test_checkout_fallback(tmp_path: Path) -> None:
 
 def test_reflink_falls_back_to_checkout_on_ext4(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    assert copies.filesystem_type(tmp_path) == "ext4"
-    manager = choose_provider(data_dir, prefer="reflink")
+    assert filesystem_type(tmp_path) == "ext4"
+    manager = choose_provider(DataPaths(data_dir), prefer="reflink")
     assert manager.chain == ["checkout"]
     assert "no reflink: ext4 under the data folder has no reflinks" in manager.reason
 
@@ -254,11 +262,11 @@ def xfs(public_dir: Path) -> Iterator[Path]:
 
 NOBODY = 65534
 
-# Where errand.copies and every non-standard-library module it imports are loaded from.
+# Where errand.workspace.copies and every non-standard-library module it imports are loaded from.
 IMPORTED_FROM = """
 import importlib.util, json, sys
 before = set(sys.modules)
-import errand.copies
+import errand.workspace.copies.choice
 names = {m.split(".")[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)
 places = []
 for name in sorted(names):
@@ -275,7 +283,7 @@ print(json.dumps(places))
 
 @pytest.fixture
 def nobody_pythonpath(public_dir: Path) -> Path:
-    """errand and the libraries errand.copies imports, copied where nobody can read them:
+    """errand and the libraries errand.workspace.copies imports, copied where nobody can read them:
     the checkout and its virtualenv may not be readable by others (a clone under /root,
     which is 0700 on Debian)."""
     listing = subprocess.run(
@@ -298,8 +306,9 @@ def choice_as_nobody(data_dir: Path, pythonpath: Path) -> tuple[list[str], str]:
     data_dir.mkdir(parents=True)
     os.chown(data_dir, NOBODY, NOBODY)
     script = (
-        "import json, sys; from pathlib import Path; from errand.copies import choose_provider; "
-        "m = choose_provider(Path(sys.argv[1]), prefer='auto'); "
+        "import json, sys; from pathlib import Path; from errand.config.paths import DataPaths; "
+        "from errand.workspace.copies.choice import choose_provider; "
+        "m = choose_provider(DataPaths(Path(sys.argv[1])), prefer='auto'); "
         "print(json.dumps([m.chain, m.reason]))"
     )
     python = getattr(sys, "_base_executable", sys.executable)  # the venv's own interpreter
@@ -330,7 +339,7 @@ def test_not_root_takes_reflink_where_it_can_else_a_checkout(
 def test_reflink_copy_on_xfs(tmp_path: Path, xfs: Path) -> None:
     repo = user_repo(tmp_path)
     data_dir = xfs / "data"
-    manager = choose_provider(data_dir, prefer="reflink")
+    manager = choose_provider(DataPaths(data_dir), prefer="reflink")
     assert manager.kind == "reflink", manager.reason
     assert "xfs" in manager.reason
     exercise(manager, repo, data_dir, "reflink")
@@ -341,10 +350,12 @@ def test_overlay_failure_falls_back_with_the_reason(tmp_path: Path) -> None:
     # and ext4 has no reflinks: the copy is a checkout and says why.
     repo = user_repo(tmp_path)
     data_dir = tmp_path / "data,odd"
-    chosen = choose_provider(data_dir)
+    chosen = choose_provider(DataPaths(data_dir))
     assert chosen.chain == ["checkout"]
     assert "no overlay" in chosen.reason and "no reflink" in chosen.reason
-    forced = CopyManager(["overlay", "reflink", "checkout"], "forced for the test")
+    forced = CopyManager(
+        DataPaths(data_dir), ["overlay", "reflink", "checkout"], "forced for the test"
+    )
     copy = exercise(forced, repo, data_dir, "checkout")
     assert copy.kind == "checkout"
 
@@ -352,8 +363,8 @@ def test_overlay_failure_falls_back_with_the_reason(tmp_path: Path) -> None:
 def test_fallback_reason_is_recorded_on_the_copy(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     data_dir = tmp_path / "data,odd"
-    forced = CopyManager(["overlay", "reflink", "checkout"], "forced")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    forced = CopyManager(DataPaths(data_dir), ["overlay", "reflink", "checkout"], "forced")
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = forced.create(snapshot, data_dir / "copies" / "t1-1")
     assert copy.kind == "checkout"
     assert copy.reason.startswith("reflink copy failed: ")
@@ -369,13 +380,13 @@ def test_changed_files_are_written_the_way_git_checks_them_out(tmp_path: Path) -
     (repo / "b.txt").write_text("new\nfile\n")
     (repo / "a.txt").write_text("one\nchanged\n")
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="overlay")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "t-1")
     assert (copy.path / "a.txt").read_bytes() == b"one\r\nchanged\r\n"
     assert (copy.path / "b.txt").read_bytes() == b"new\r\nfile\r\n"
     assert run_git(copy.path, "status", "--porcelain") == ""
-    assert workspace.record_result(snapshot, copy).files == []
+    assert record_result(snapshot, copy).files == []
     manager.remove(copy)
 
 
@@ -386,14 +397,14 @@ def test_concurrent_snapshots_of_one_repository_are_shared(tmp_path: Path) -> No
     data_dir = tmp_path / "data"
     folders = [repo, repo / "many", repo / "keep" / "deep"] * 4
     with ThreadPoolExecutor(max_workers=len(folders)) as pool:
-        snapshots = list(pool.map(lambda f: workspace.take_snapshot(f, data_dir), folders))
+        snapshots = list(pool.map(lambda f: take_snapshot(f, DataPaths(data_dir)), folders))
     # At most one walk was running when the others asked, and one more served them all.
     assert len({s.commit for s in snapshots}) <= 2
     assert len({s.tree for s in snapshots}) == 1
     assert [s.subdir for s in snapshots[:3]] == ["", "many", "keep/deep"]
     # A snapshot asked for later sees later changes.
     (repo / "calc.py").write_text("changed again\n")
-    later = workspace.take_snapshot(repo, data_dir)
+    later = take_snapshot(repo, DataPaths(data_dir))
     assert later.tree != snapshots[0].tree
 
 
@@ -403,16 +414,16 @@ def test_a_large_base_has_no_racily_clean_entries(tmp_path: Path) -> None:
     files = {f"d{i % 50}/f{i}.txt": f"{i}\n" for i in range(3000)}
     repo = make_repo(tmp_path / "repo", files)
     data_dir = tmp_path / "data"
-    snapshot = workspace.take_snapshot(repo, data_dir)
-    base, changes = copies.ensure_base(snapshot)
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
+    base, changes = ensure_base(DataPaths(data_dir), snapshot)
     assert changes == []
-    assert base.index.stat().st_size >= copies.RACY_WAIT_INDEX_BYTES
+    assert base.index.stat().st_size >= RACY_WAIT_INDEX_BYTES
     newest = max(int(p.lstat().st_mtime) for p in base.path.rglob("*.txt"))
     assert int(base.index.stat().st_mtime) > newest
     # The copy's own index is that same index: git in the copy finds nothing to redo.
-    copy = choose_provider(data_dir, prefer="overlay").create(snapshot, tmp_path / "c")
+    copy = choose_provider(DataPaths(data_dir), prefer="overlay").create(snapshot, tmp_path / "c")
     assert int((copy.path / ".git" / "index").stat().st_mtime) > newest
-    copies.OverlayCopies().remove(copy)
+    OverlayCopies(DataPaths(data_dir)).remove(copy)
 
 
 def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
@@ -421,8 +432,8 @@ def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
     git(repo, "init", "-q")
     (repo / "first.txt").write_text("first\n")
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="overlay")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "a-1")
     assert visible(copy.path) == {"first.txt": "-first\n"}
     manager.remove(copy)
@@ -430,7 +441,7 @@ def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "one")
     (repo / "second.txt").write_text("second\n")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "b-1")
     assert visible(copy.path) == visible(repo)
     assert len(list((data_dir / "bases").glob("*/*.index"))) == 1
@@ -440,29 +451,31 @@ def test_unborn_head_and_a_new_head(tmp_path: Path) -> None:
 def test_garbage_collection(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="overlay")
-    first = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    first = take_snapshot(repo, DataPaths(data_dir))
     kept = manager.create(first, data_dir / "copies" / "kept-1")
     orphan = manager.create(first, data_dir / "copies" / "orphan-1")
     # Many commits later the old base is too far away, so a new base is built.
-    for i in range(copies.NEAR_BASE_MAX_CHANGES + 1):
+    for i in range(NEAR_BASE_MAX_CHANGES + 1):
         (repo / f"n{i}.txt").write_text(f"{i}\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "big")
-    second = workspace.take_snapshot(repo, data_dir)
+    second = take_snapshot(repo, DataPaths(data_dir))
     newer = manager.create(second, data_dir / "copies" / "newer-1")
     assert len(list((data_dir / "bases").glob("*/*.index"))) == 2
 
     # Copies in use (held by this or any other errand process) are never touched.
-    assert copies.in_use(kept.path) and copies.in_use(orphan.path)
-    report = collect_garbage(data_dir, [kept.path, newer.path], grace_s=0)
-    assert report == copies.GarbageReport([], [], [])
+    assert in_use(kept.path) and in_use(orphan.path)
+    report = collect_garbage(DataPaths(data_dir), [kept.path, newer.path], grace_s=0)
+    assert report == GarbageReport([], [], [])
 
     # A server that crashed holds nothing: its copies are unmounted, the one it no longer
     # knows goes; the old base stays, since kept still uses it.
-    copies.let_go(kept.path)
-    copies.let_go(orphan.path)
-    report = collect_garbage(data_dir, [kept.path, newer.path], mounted=[newer.path], grace_s=0)
+    let_go(kept.path)
+    let_go(orphan.path)
+    report = collect_garbage(
+        DataPaths(data_dir), [kept.path, newer.path], mounted=[newer.path], grace_s=0
+    )
     assert set(report.unmounted) == {kept.path, orphan.path}
     assert {p.name for p in report.removed_copies} == {
         "orphan-1",
@@ -475,7 +488,7 @@ def test_garbage_collection(tmp_path: Path) -> None:
 
     # Once kept is discarded, its base is stale: the newest base stays warm.
     manager.remove(kept)
-    report = collect_garbage(data_dir, [newer.path], grace_s=0)
+    report = collect_garbage(DataPaths(data_dir), [newer.path], grace_s=0)
     assert [p.name for p in report.removed_bases] == [first.head]
     (left,) = [p for p in (data_dir / "bases").glob("*/*") if p.is_dir()]
     assert left.name == second.head
@@ -485,8 +498,8 @@ def test_garbage_collection(tmp_path: Path) -> None:
 
 
 def test_choice_is_logged(tmp_path: Path, caplog: Any) -> None:
-    caplog.set_level("INFO", logger="errand.copies")
-    choose_provider(tmp_path / "data", prefer="auto")
+    caplog.set_level("INFO", logger="errand.workspace.copies.choice")
+    choose_provider(DataPaths(tmp_path / "data"), prefer="auto")
     assert any("task copies: overlayfs" in r.getMessage() for r in caplog.records)
 
 
@@ -501,8 +514,8 @@ def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"calc.py": "x = 1\n", "b.txt": "b\n"})
     (repo / "calc.py").write_text("x = 2\n")
     data_dir = tmp_path / "data"
-    manager = choose_provider(data_dir, prefer="overlay")
-    snapshot = workspace.take_snapshot(repo, data_dir)
+    manager = choose_provider(DataPaths(data_dir), prefer="overlay")
+    snapshot = take_snapshot(repo, DataPaths(data_dir))
     copy = manager.create(snapshot, data_dir / "copies" / "d-1")
 
     async def go() -> str:
@@ -527,7 +540,7 @@ def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
             await sb.close()
 
     assert asyncio.run(go()) == "x = 2\n"
-    result = workspace.record_result(snapshot, copy)
+    result = record_result(snapshot, copy)
     assert {(f.path, f.change) for f in result.files} == {("n.txt", "added"), ("b.txt", "deleted")}
     manager.remove(copy)
     assert mount_lines(data_dir) == []

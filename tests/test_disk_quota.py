@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from errand import disk_quota
-from errand.disk_quota import DiskQuota, DiskQuotaExceeded, format_bytes, within_quota
+from errand.hosts import quota as disk_quota
+from errand.hosts.quota import DiskQuota, DiskQuotaExceeded, format_bytes, within_quota
 
 asynchronous = pytest.mark.asyncio(loop_scope="function")
 

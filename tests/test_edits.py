@@ -1,4 +1,4 @@
-"""errand.edits: file changes <-> LSP WorkspaceEdit."""
+"""errand.frontends.lsp.edits: file changes <-> LSP WorkspaceEdit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from lsprotocol.converters import get_converter
 
-from errand import edits
-from errand.edits import (
+from errand.frontends.lsp import edits
+from errand.frontends.lsp.edits import (
     FileChange,
     apply_text_edits,
     build_workspace_edit,
@@ -318,7 +318,7 @@ def test_modified_file_carries_the_open_document_version() -> None:
         FileChange("open.py", "modified", base_text="a\n", new_text="b\n"),
         FileChange("closed.py", "modified", base_text="a\n", new_text="c\n"),
     ]
-    result = build_workspace_edit(ROOT, changes, {uri("open.py"): 7})
+    result = build_workspace_edit(ROOT, changes, {"open.py": 7})
     assert result.document_changes is not None
     ops = list(result.document_changes)
     assert [type(op) for op in ops] == [types.TextDocumentEdit, types.TextDocumentEdit]
@@ -341,7 +341,7 @@ def test_operation_kinds() -> None:
         FileChange("moved.py", "renamed", old_path="orig.py", base_text="a\n", new_text="a\n"),
         FileChange("edited.py", "renamed", old_path="src.py", base_text="a\n", new_text="b\n"),
     ]
-    versions = {uri("src.py"): 3, uri("edited.py"): 4}
+    versions = {"src.py": 3, "edited.py": 4}
     ops = list(build_workspace_edit(ROOT, changes, versions).document_changes or [])
     assert ops == [
         types.DeleteFile(
@@ -421,7 +421,7 @@ def test_rename_cycle_becomes_edits_in_place() -> None:
         FileChange("b", "renamed", old_path="a", base_text="alpha\n", new_text="alpha\n"),
         FileChange("a", "renamed", old_path="b", base_text="beta\n", new_text="beta!\n"),
     ]
-    ops = list(build_workspace_edit(ROOT, changes, {uri("a"): 2}).document_changes or [])
+    ops = list(build_workspace_edit(ROOT, changes, {"a": 2}).document_changes or [])
     assert all(isinstance(op, types.TextDocumentEdit) for op in ops)
     files = apply_workspace_edit({uri("a"): "alpha\n", uri("b"): "beta\n"}, ops)
     assert files == {uri("a"): "beta!\n", uri("b"): "alpha\n"}
@@ -457,7 +457,7 @@ def test_json_form() -> None:
         FileChange("n.py", "added", new_text="x\n"),
         FileChange("m.py", "modified", base_text="😀a\n", new_text="😀b\n"),
     ]
-    result = build_workspace_edit(ROOT, changes, {uri("m.py"): 5})
+    result = build_workspace_edit(ROOT, changes, {"m.py": 5})
     data = workspace_edit_to_json(result)
     assert data == {
         "documentChanges": [
@@ -577,7 +577,7 @@ def test_workspace_edit_turns_base_files_into_new_files(
     ws: tuple[dict[str, str], dict[str, str], list[FileChange]], version: int
 ) -> None:
     base, new, changes = ws
-    versions = {uri(path): version for path in base}
+    versions = {path: version for path in base}
     result = build_workspace_edit(ROOT, changes, versions)
     ops = list(result.document_changes or [])
     as_uris = {uri(path): text for path, text in base.items()}

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from errand.agent.checks import is_check
-from errand.applying import ApplyRefused, CurrentFile, plan_apply
-from errand.config import Settings
-from errand.edits import FileChange
-from errand.engine import aggregate_status, make_title
-from errand.logbatch import LogBatcher
-from errand.protocol import TaskLog
+from errand.agent.evidence.checks import is_check
+from errand.config.settings import Settings
+from errand.engine.engine import aggregate_status, make_title
+from errand.engine.logbatch import LogBatcher
+from errand.frontends.lsp.edits import FileChange
+from errand.wire.protocol import TaskLog
+from errand.workspace.apply import ApplyRefused, CurrentFile, plan_apply
 
 
 def test_settings_from_env_and_bad_values_keep_defaults() -> None:

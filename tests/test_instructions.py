@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from errand.agent.checks import is_check
-from errand.agent.instructions import (
+from errand.agent.evidence.agents_md import (
     AgentsDoc,
     extract_check_commands,
     load_agents_md,
     user_instructions,
 )
+from errand.agent.evidence.checks import is_check
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

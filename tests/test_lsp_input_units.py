@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from errand import logs, protocol
-from errand.arguments import InvalidArguments, parse_params
-from errand.branches import BranchError, check_branch_name
-from errand.lsp_messages import (
+from errand.frontends import logfile as logs
+from errand.frontends.lsp.messages import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
@@ -23,7 +21,10 @@ from errand.lsp_messages import (
     decode,
     recover,
 )
-from errand.lsp_stream import MAX_HEADER_LINE, Frame, FrameError, FrameReader
+from errand.frontends.lsp.stream import MAX_HEADER_LINE, Frame, FrameError, FrameReader
+from errand.wire import protocol
+from errand.wire.arguments import InvalidArguments, parse_params
+from errand.workspace.branch import BranchError, check_branch_name
 
 OK = b"Content-Length: 2\r\n\r\n{}"
 

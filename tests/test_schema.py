@@ -7,13 +7,13 @@ import json
 
 import msgspec
 
-from errand import protocol
-from errand.schema import SCHEMA_PATH, render_schema
+from errand.wire import protocol
+from errand.wire.schema import SCHEMA_PATH, render_schema
 
 
 def test_checked_in_schema_is_current() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
-        "server/errand/schema/protocol.schema.json is stale: run `errand schema --write`"
+        "server/errand/wire/schema/protocol.schema.json is stale: run `errand schema --write`"
     )
 
 

@@ -1,5 +1,5 @@
 // Generates src/protocol.ts from the server's JSON Schema
-// (server/errand/schema/protocol.schema.json, itself generated from errand/protocol.py).
+// (server/errand/wire/schema/protocol.schema.json, itself generated from errand/wire/protocol.py).
 //
 //   node scripts/generate-protocol.mjs          write src/protocol.ts
 //   node scripts/generate-protocol.mjs --check  exit 1 when src/protocol.ts is stale
@@ -11,7 +11,7 @@ import { compile } from "json-schema-to-typescript";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const clientRoot = join(here, "..");
-const defaultSchema = join(clientRoot, "..", "server", "errand", "schema", "protocol.schema.json");
+const defaultSchema = join(clientRoot, "..", "server", "errand", "wire", "schema", "protocol.schema.json");
 const schemaFlag = process.argv.indexOf("--schema");
 const schemaPath = schemaFlag > 0 ? process.argv[schemaFlag + 1] : defaultSchema;
 const outPath = join(clientRoot, "src", "protocol.ts");

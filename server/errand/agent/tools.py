@@ -16,8 +16,8 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from errand.agent import patch
 from errand.models.base import ToolCall, ToolSpec
+from errand.patch import apply as patch
 from errand.sandbox import Sandbox
 
 SHELL = ToolSpec(

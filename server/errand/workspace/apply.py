@@ -1,0 +1,207 @@
+"""Decide whether an attempt's changes can be applied to the user's files now.
+
+For each file, the current content (the open buffer if the editor has it open, else
+the disk) is compared with the snapshot the task started from. Unchanged: the
+attempt's version applies as is. Changed meanwhile: a three-way merge (``git
+merge-file``) of the user's version, the snapshot and the attempt's version; a clean
+merge applies, an overlapping one is a conflict. A plan with any conflict is refused
+whole: nothing is written. The user's edits are never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from errand.wire.protocol import FileStat
+from errand.workspace import git
+from errand.workspace.results import FileChange
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentFile:
+    exists: bool
+    text: str | None = None
+    """Decoded text (UTF-8, surrogateescape) of the buffer or the file."""
+    version: int | None = None
+    """The open buffer's version, when the editor has the file open."""
+
+
+@dataclass(slots=True)
+class ApplyPlan:
+    changes: list[FileChange] = field(default_factory=list)
+    versions: dict[str, int | None] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+    binary_writes: list[tuple[str, bytes | None]] = field(default_factory=list)
+    """(path, new bytes or None to delete) for binary files, written after the edit."""
+    merged: list[str] = field(default_factory=list)
+    """Files the user changed meanwhile whose changes were merged with the attempt's."""
+    already: list[str] = field(default_factory=list)
+    """Files that are already as the attempt leaves them (applied before, say); there
+    is nothing to write for them."""
+
+    @property
+    def files(self) -> list[str]:
+        return [c.path for c in self.changes] + [p for p, _ in self.binary_writes]
+
+
+class ApplyRefused(ValueError):
+    pass
+
+
+def plan_apply(
+    root: Path,
+    changes: list[FileChange],
+    binaries: list[FileStat],
+    only: list[str] | None,
+    current: Callable[[str], CurrentFile],
+    base_blob: Callable[[str], bytes | None],
+    new_blob: Callable[[str], bytes | None],
+) -> ApplyPlan:
+    known = {c.path for c in changes} | {b.path for b in binaries}
+    if only is not None:
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise ApplyRefused(
+                f"not changed by this attempt: {', '.join(unknown)}; "
+                f"changed files are: {', '.join(sorted(known)) or 'none'}"
+            )
+    wanted = set(only) if only is not None else known
+    plan = ApplyPlan()
+    for change in changes:
+        if change.path not in wanted:
+            continue
+        outcome = _reconcile(change, current)
+        if outcome is None:
+            plan.already.append(change.path)
+            continue
+        if isinstance(outcome, str):
+            plan.conflicts.append(outcome)
+            continue
+        if outcome is not change:
+            plan.merged.append(change.path)
+        plan.changes.append(outcome)
+        source = change.old_path or change.path
+        if change.change != "added":
+            plan.versions[source] = current(source).version
+    for binary in binaries:
+        if binary.path not in wanted:
+            continue
+        if _binary_already(binary, current, new_blob):
+            plan.already.append(binary.path)
+            continue
+        conflict = _binary_conflict(binary, current, base_blob)
+        if conflict:
+            plan.conflicts.append(conflict)
+            continue
+        plan.binary_writes.append(
+            (binary.path, None if binary.change == "deleted" else new_blob(binary.path))
+        )
+    return plan
+
+
+def _reconcile(
+    change: FileChange, current: Callable[[str], CurrentFile]
+) -> FileChange | str | None:
+    """The change to apply now, a conflict message, or None when the file is already
+    as the attempt leaves it."""
+    if _already(change, current):
+        return None
+    if change.change == "added":
+        state = current(change.path)
+        if state.exists and state.text != change.new_text:
+            return f"{change.path}: a different file was created there since the task started"
+        return change
+    source = change.old_path or change.path
+    state = current(source)
+    if not state.exists:
+        return f"{source}: deleted in the workspace since the task started"
+    if change.change == "renamed" and current(change.path).exists:
+        return f"{change.path}: rename target already exists in the workspace"
+    if state.text == change.base_text:
+        return change
+    if change.change == "deleted":
+        return f"{source}: changed in the workspace since the task started, and the task deletes it"
+    assert state.text is not None and change.base_text is not None
+    assert change.new_text is not None
+    merged = merge_texts(state.text, change.base_text, change.new_text)
+    if merged is None:
+        return (
+            f"{source}: changed in the workspace since the task started, "
+            "and the changes overlap (three-way merge conflict)"
+        )
+    return FileChange(
+        path=change.path,
+        change=change.change,
+        old_path=change.old_path,
+        base_text=state.text,
+        new_text=merged,
+    )
+
+
+def _already(change: FileChange, current: Callable[[str], CurrentFile]) -> bool:
+    target = current(change.path)
+    if change.change == "deleted":
+        return not target.exists
+    if change.change == "renamed" and current(change.old_path or change.path).exists:
+        return False
+    return target.exists and target.text == change.new_text
+
+
+def _binary_already(
+    binary: FileStat,
+    current: Callable[[str], CurrentFile],
+    new_blob: Callable[[str], bytes | None],
+) -> bool:
+    target = current(binary.path)
+    if binary.change == "deleted":
+        return not target.exists
+    if binary.change == "renamed" and current(binary.old_path or binary.path).exists:
+        return False
+    new = new_blob(binary.path) if target.exists else None
+    return new is not None and target.text == new.decode("utf-8", "surrogateescape")
+
+
+def _binary_conflict(
+    binary: FileStat,
+    current: Callable[[str], CurrentFile],
+    base_blob: Callable[[str], bytes | None],
+) -> str | None:
+    target = current(binary.path)
+    if binary.change == "added":
+        return f"{binary.path}: already exists in the workspace" if target.exists else None
+    source = binary.old_path or binary.path
+    base = base_blob(source)
+    state = current(source)
+    expected = None if base is None else base.decode("utf-8", "surrogateescape")
+    if not state.exists or state.text != expected:
+        return f"{source}: changed in the workspace since the task started"
+    return None
+
+
+def merge_texts(current: str, base: str, new: str) -> str | None:
+    """Three-way merge with ``git merge-file``; None when the changes overlap."""
+    clean, merged = git.merge_file(
+        current.encode("utf-8", "surrogateescape"),
+        base.encode("utf-8", "surrogateescape"),
+        new.encode("utf-8", "surrogateescape"),
+    )
+    return merged.decode("utf-8", "surrogateescape") if clean else None
+
+
+def read_current(
+    root: Path, opened: Mapping[str, CurrentFile] | None = None
+) -> Callable[[str], CurrentFile]:
+    """What the user has now: the open buffer when the editor has the file open, else
+    the disk."""
+
+    def current(rel: str) -> CurrentFile:
+        path = root / rel
+        if opened and str(path) in opened:
+            return opened[str(path)]
+        if path.is_symlink() or not path.is_file():
+            return CurrentFile(exists=path.exists() or path.is_symlink())
+        return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
+
+    return current
