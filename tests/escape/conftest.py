@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -19,12 +18,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from probes import HelloHandler, Listeners, Places, dns_reply, unavailable
-
-from docker_image import engine_or_skip, ensure_test_image
+from support.docker_image import engine_or_skip, ensure_test_image
+from support.probes import HelloHandler, Listeners, Places, dns_reply, unavailable
 
 
 @pytest.fixture(scope="session")

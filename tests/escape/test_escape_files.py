@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from probes import Places, inside, outside
+
+from support.probes import Places, inside, outside
 
 PlacesFactory = Callable[[], Places]
 

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from probes import (
+
+from support.probes import (
     DNS_ANSWER,
     DNS_NAME,
     IN_CI,

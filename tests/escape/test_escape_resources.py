@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from probes import PYTHON, Places, inside, outside, rss_kib, sandbox_processes
-
 from errand.sandbox import Limits
 from errand.sandbox.process import CUT_MARKER, OUTPUT_KILL_FACTOR, TIMEOUT_EXIT_CODE
-from processes import processes_gone
+from support.probes import PYTHON, Places, inside, outside, rss_kib, sandbox_processes
+from support.processes import processes_gone
 
 CAP = 64
 SMALL = Limits(

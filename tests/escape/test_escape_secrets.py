@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from probes import PYTHON, Places, inside, outside
+
+from support.probes import PYTHON, Places, inside, outside
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-test-secret-openai",

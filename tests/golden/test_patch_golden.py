@@ -32,7 +32,7 @@ from errand.patch.apply import (
     parse_patch,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "patch"
+GOLDEN = Path(__file__).parent / "patch"
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
 
 Tree = dict[str, tuple[str, bytes, bool]]

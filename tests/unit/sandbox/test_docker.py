@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from docker_image import engine_or_skip, ensure_test_image
 from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, docker, open_sandbox, owner
 from errand.sandbox.process import TIMEOUT_EXIT_CODE
+from support.docker_image import engine_or_skip, ensure_test_image
 
 T = TypeVar("T")
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from lsp_harness import start_client, stop_client
-from rawlsp import RawServer, frame
-from repos import make_repo, tree_fingerprint
+from support.lsp_harness import start_client, stop_client
+from support.rawlsp import RawServer, frame
+from support.repos import make_repo, tree_fingerprint
 
 pytestmark = pytest.mark.e2e
 

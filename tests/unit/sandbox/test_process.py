@@ -27,7 +27,7 @@ from errand.sandbox.process import (
     run_process,
     sandbox_env,
 )
-from processes import processes_gone
+from support.processes import processes_gone
 
 T = TypeVar("T")
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from lsp_harness import start_client, stop_client
-from repos import make_repo
-from test_e2e_lsp import delegate, server_env
+from support.lsp_harness import delegate, server_env, start_client, stop_client
+from support.repos import make_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]
 

@@ -190,3 +190,22 @@ async def stop_client(client: LanguageClient) -> None:
     except Exception:  # noqa: BLE001 - the server may already be gone in crash tests
         pass
     await client.stop()
+
+
+def server_env(tmp_path: Path, url: str, model: str, **extra: str) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": url,
+        "OPENAI_API_KEY": "sk-test-not-a-secret",
+        "ERRAND_MODEL": model,
+        "ERRAND_API": "chat",
+        "ERRAND_SANDBOX": "bwrap",
+        "ERRAND_DATA_DIR": str(tmp_path / "data"),
+        **extra,
+    }
+
+
+async def delegate(client: ErrandClient, prompt: str, **extra: Any) -> str:
+    result = await client.command("errand.delegate", {"prompt": prompt, **extra})
+    task_id = result["taskId"]
+    assert isinstance(task_id, str) and task_id
+    return task_id

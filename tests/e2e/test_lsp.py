@@ -13,77 +13,11 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from lsp_harness import ErrandClient, start_client, stop_client
-from repos import git, make_repo, tree_fingerprint
+from support.lsp_harness import delegate, server_env, start_client, stop_client
+from support.repos import git, make_repo, tree_fingerprint
+from support.scenarios import EXPECTED_AFTER, FIX_SCENARIO, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]
-
-REPO = {
-    "calc.py": "def add(a, b):\n    return a - b\n",
-    "test_calc.py": (
-        "import unittest\n\nfrom calc import add\n\n\n"
-        "class AddTest(unittest.TestCase):\n"
-        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
-    ),
-    "notes/old.txt": "".join(f"line {i}\n" for i in range(1, 9)) + "to be renamed\n",
-    "junk.txt": "delete me\n",
-}
-
-FIX_PATCH = """*** Begin Patch
-*** Update File: calc.py
-@@ def add(a, b):
--    return a - b
-+    return a + b
-*** Add File: docs/usage.md
-+# Usage
-+
-+`add(2, 3)` returns 5. ✓
-*** Delete File: junk.txt
-*** Update File: notes/old.txt
-*** Move to: notes/new.txt
-@@
- line 8
--to be renamed
-+renamed — with ünïcödé 🚀
-*** End Patch
-"""
-
-FIX_SCENARIO: dict[str, Any] = {
-    "name": "fix-add",
-    "turns": [
-        {"tool_calls": [{"name": "shell", "arguments": {"command": "python3 -m unittest"}}]},
-        {"tool_calls": [{"name": "apply_patch", "arguments": {"patch": FIX_PATCH}}]},
-        {"tool_calls": [{"name": "shell", "arguments": {"command": "python3 -m unittest"}}]},
-        {
-            "content": "Fixed `add` 【F:calc.py†L1-L2】. Tests pass 【c1-2†L1-L3】.",
-        },
-    ],
-}
-
-EXPECTED_AFTER = {
-    "calc.py": "def add(a, b):\n    return a + b\n",
-    "docs/usage.md": "# Usage\n\n`add(2, 3)` returns 5. ✓\n",
-    "notes/new.txt": "".join(f"line {i}\n" for i in range(1, 9)) + "renamed — with ünïcödé 🚀\n",
-}
-
-
-def server_env(tmp_path: Path, url: str, model: str, **extra: str) -> dict[str, str]:
-    return {
-        "OPENAI_BASE_URL": url,
-        "OPENAI_API_KEY": "sk-test-not-a-secret",
-        "ERRAND_MODEL": model,
-        "ERRAND_API": "chat",
-        "ERRAND_SANDBOX": "bwrap",
-        "ERRAND_DATA_DIR": str(tmp_path / "data"),
-        **extra,
-    }
-
-
-async def delegate(client: ErrandClient, prompt: str, **extra: Any) -> str:
-    result = await client.command("errand.delegate", {"prompt": prompt, **extra})
-    task_id = result["taskId"]
-    assert isinstance(task_id, str) and task_id
-    return task_id
 
 
 async def test_delegate_stream_diff_apply(tmp_path: Path, replay: Any) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from lsp_harness import start_client, stop_client
-from repos import git, make_repo, tree_fingerprint
-from test_e2e_lsp import delegate, server_env
+from support.lsp_harness import delegate, server_env, start_client, stop_client
+from support.repos import git, make_repo, tree_fingerprint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]
 

@@ -20,7 +20,7 @@ import pytest
 import errand
 from errand.sandbox import Limits, SandboxSpec, SandboxUnavailable, bwrap, open_sandbox
 from errand.sandbox.process import CUT_MARKER, TIMEOUT_EXIT_CODE
-from processes import processes_gone
+from support.processes import processes_gone
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None and os.environ.get("CI") != "true",

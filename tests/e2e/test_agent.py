@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from lsp_harness import ErrandClient, start_client, stop_client
-from repos import make_repo
-from test_e2e_lsp import FIX_SCENARIO, REPO, delegate, server_env
+from support.lsp_harness import ErrandClient, delegate, server_env, start_client, stop_client
+from support.repos import make_repo
+from support.scenarios import FIX_SCENARIO, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="function")]
 

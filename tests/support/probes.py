@@ -12,15 +12,12 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from errand.sandbox import ExecResult, Limits, SandboxSpec, open_sandbox
 

@@ -31,7 +31,7 @@ from errand.workspace.copies.mounts import filesystem_type, mounts_under
 from errand.workspace.copies.overlay import OverlayCopies
 from errand.workspace.results import record_result
 from errand.workspace.snapshot import take_snapshot
-from repos import git, make_repo, tree_fingerprint
+from support.repos import git, make_repo, tree_fingerprint
 
 REPO = {
     "calc.py": "def add(a, b):\n    return a - b\n",
@@ -506,7 +506,8 @@ def test_choice_is_logged(tmp_path: Path, caplog: Any) -> None:
 def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
     import asyncio
 
-    from docker_image import engine_or_skip, ensure_test_image
+    from support.docker_image import engine_or_skip, ensure_test_image
+
     from errand.sandbox import Limits, SandboxSpec, open_sandbox
 
     client = engine_or_skip()
@@ -549,7 +550,7 @@ def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.asyncio(loop_scope="function")
 async def test_server_uses_overlay_and_reports_it(tmp_path: Path, replay: Any) -> None:
-    from lsp_harness import start_client, stop_client
+    from support.lsp_harness import start_client, stop_client
 
     repo = user_repo(tmp_path)
     data_dir = tmp_path / "data"

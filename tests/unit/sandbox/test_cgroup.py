@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from errand.sandbox import Limits, cgroup
-from processes import processes_gone
+from support.processes import processes_gone
 
 SERVER = """
 import asyncio, json, os, signal, sys
