@@ -72,6 +72,9 @@ async def test_model_that_lies_about_tests_is_flagged(tmp_path: Path, replay: An
         assert any("python3 -m unittest" in w and "c1-1" in w for w in attempt["warnings"]), (
             attempt["warnings"]
         )
+        # The same warning, typed: a client links it to the failing run without parsing.
+        (claim,) = [a for a in attempt["alerts"] if a["kind"] == "claim"]
+        assert claim["chunkId"] == "c1-1" and claim["text"] in attempt["warnings"]
         assert task["checksFailed"] == 1
     finally:
         await stop_client(lsp)
@@ -83,7 +86,7 @@ async def test_honest_report_has_no_warnings_and_citations_resolve(
     _, lsp, task, repo, _ = await run_task(tmp_path, replay, FIX_SCENARIO)
     try:
         (attempt,) = task["attempts"]
-        assert attempt["warnings"] == []
+        assert attempt["warnings"] == [] and attempt["alerts"] == []
         kinds = {(c["kind"], c["resolved"]) for c in attempt["citations"]}
         assert kinds == {("file", True), ("chunk", True)}
         file_citation = next(c for c in attempt["citations"] if c["kind"] == "file")
@@ -116,6 +119,12 @@ async def test_bad_citation_comes_back_unresolved(tmp_path: Path, replay: Any) -
             "【F:calc.py†L40-L41】": False,
         }
         assert any(w.startswith("2 citation(s) did not resolve") for w in attempt["warnings"])
+        cited = [
+            (a["path"], a["startLine"], a["endLine"])
+            for a in attempt["alerts"]
+            if a["kind"] == "citation"
+        ]
+        assert cited == [("nowhere.py", 3, 9), ("calc.py", 40, 41)]
     finally:
         await stop_client(lsp)
 

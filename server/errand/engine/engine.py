@@ -25,13 +25,13 @@ import msgspec
 from errand.agent.evidence import checks as check_rules
 from errand.agent.evidence.agents_md import AgentsDoc, load_agents_md, user_instructions
 from errand.agent.evidence.citations import resolve_citations
-from errand.agent.evidence.claims import claim_warnings
 from errand.agent.loop import AgentLimits, AgentProgress, LimitsExceeded, NoAnswer, run_agent
 from errand.agent.prompts import system_prompt
 from errand.agent.tools import CommandRecord, Toolbox
 from errand.config.paths import DataPaths
 from errand.config.repo import RepoConfig, RepoConfigError, SetupConfig, load_repo_config
 from errand.config.settings import Settings
+from errand.engine import verify
 from errand.engine.logbatch import LogBatcher
 from errand.engine.store import ChunkRow, CopyRow, SnapshotRow, Store
 from errand.hosts.quota import DiskQuota, DiskQuotaExceeded, within_quota
@@ -41,6 +41,7 @@ from errand.sandbox import Limits, Sandbox, SandboxSpec, SandboxUnavailable, ope
 from errand.wire.protocol import (
     MAX_ATTEMPTS,
     TERMINAL_STATUSES,
+    Alert,
     Attempt,
     Check,
     DelegateParams,
@@ -623,7 +624,7 @@ class TaskEngine:
         )
         attempt.check_extra = [*instructions.check_commands, *config.checks.commands]
         if fresh:
-            info.warnings = []
+            info.alerts, info.warnings = [], []
             if config.setup.script:
                 await self._run_setup(state, attempt, config.setup)
             prompt = state.task.prompt
@@ -640,9 +641,9 @@ class TaskEngine:
             ),
         )
         info.sandbox = attempt.sandbox.name
-        for warning in attempt.sandbox.warnings:
-            if warning not in info.warnings:
-                info.warnings.append(warning)
+        _set_alerts(
+            info, verify.merge(info.alerts, verify.sandbox_alerts(attempt.sandbox.warnings))
+        )
         await self._set_attempt(state, attempt, "running")
         return await self._agent(state, attempt)
 
@@ -703,7 +704,7 @@ class TaskEngine:
         secrets = {name: os.environ[name] for name in setup.secrets if name in os.environ}
         for name in setup.secrets:
             if name not in secrets:
-                attempt.info.warnings.append(f"setup secret {name} is not set on this machine")
+                _set_alerts(attempt.info, [*attempt.info.alerts, verify.missing_secret(name)])
         sandbox = await open_sandbox(
             self.settings.sandbox,
             SandboxSpec(
@@ -743,7 +744,7 @@ class TaskEngine:
                 f"setup script failed with exit code {result.exit_code} (log: {chunk_id})"
             )
 
-    def _report_warnings(self, state: TaskState, attempt: AttemptState) -> list[str]:
+    def _report_alerts(self, state: TaskState, attempt: AttemptState) -> list[Alert]:
         info = attempt.info
         if info.report is None or attempt.copy is None or state.snapshot is None:
             return []
@@ -755,14 +756,7 @@ class TaskEngine:
             repo_root=state.snapshot.repo_root,
             chunks=outputs,
         )
-        warnings: list[str] = []
-        unresolved = [c.text for c in info.citations if not c.resolved]
-        if unresolved:
-            warnings.append(
-                f"{len(unresolved)} citation(s) did not resolve: {', '.join(unresolved)}"
-            )
-        warnings.extend(claim_warnings(info.report, info.checks))
-        return warnings
+        return verify.report_alerts(info.report, info.citations, info.checks, attempt.check_extra)
 
     async def _finish_attempt(
         self,
@@ -792,12 +786,11 @@ class TaskEngine:
         info.checks = _checks(attempt.commands, attempt.check_extra)
         if status == "completed":
             try:
-                report_warnings = await self._in_thread(self._report_warnings, state, attempt)
+                found = await self._in_thread(self._report_alerts, state, attempt)
             except Exception:
                 log.exception("checking the report failed")
-                report_warnings = ["the report's citations could not be checked"]
-            info.warnings = [w for w in info.warnings if w not in report_warnings]
-            info.warnings.extend(report_warnings)
+                found = [verify.UNCHECKED]
+            _set_alerts(info, verify.merge([a for a in info.alerts if a not in found], found))
         if attempt.copy is not None and status != "cancelled":
             try:
                 info.workspace_bytes = await self._in_thread(self._copies.disk_usage, attempt.copy)
@@ -1027,6 +1020,11 @@ class _Recorder:
         self._engine._log(
             self._state, self._attempt, "message", command="apply_patch", text=summary
         )
+
+
+def _set_alerts(info: Attempt, alerts: list[Alert]) -> None:
+    info.alerts = alerts
+    info.warnings = verify.warning_texts(alerts)
 
 
 def _checks(commands: list[CommandRecord], extra: list[str]) -> list[Check]:

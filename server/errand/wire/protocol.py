@@ -47,6 +47,7 @@ Status = Literal["queued", "preparing", "running", "completed", "failed", "cance
 Mode = Literal["code", "ask"]
 LogKind = Literal["commandStarted", "output", "commandFinished", "message", "status"]
 CitationKind = Literal["file", "chunk"]
+AlertKind = Literal["sandbox", "citation", "claim", "setup", "verify"]
 FileChangeKind = Literal["added", "deleted", "modified", "renamed"]
 
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
@@ -102,6 +103,22 @@ class Citation(Wire):
     uri: str | None = None
 
 
+class Alert(Wire):
+    """Something a reviewer must know about an attempt, typed so that clients never
+    parse its text. ``kind`` says what it is about: ``sandbox`` (no sandbox, or a cap
+    the sandbox can't enforce here), ``citation`` (a citation that did not resolve; the
+    cited chunk or path and lines are given), ``claim`` (the report claims the tests
+    pass against the recorded runs; ``chunkId`` is the failing run, if any), ``setup``
+    (a setup secret that is not set), ``verify`` (the report could not be checked)."""
+
+    kind: AlertKind
+    text: str
+    chunk_id: str | None = None
+    path: str | None = None
+    start_line: int | None = None
+    end_line: int | None = None
+
+
 class Attempt(Wire):
     attempt: int
     status: Status
@@ -112,6 +129,9 @@ class Attempt(Wire):
     checks: list[Check] = msgspec.field(default_factory=list)
     citations: list[Citation] = msgspec.field(default_factory=list)
     warnings: list[str] = msgspec.field(default_factory=list)
+    """The text of ``alerts`` (unresolved citations said in one line). Kept for older
+    clients; read ``alerts`` instead."""
+    alerts: list[Alert] = msgspec.field(default_factory=list)
     usage: Usage = msgspec.field(default_factory=Usage)
     steps: int = 0
     sandbox: str | None = None

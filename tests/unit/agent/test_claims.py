@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from errand.agent.evidence.claims import claim_warnings, find_pass_claim
+from errand.agent.evidence.claims import claim_alerts, find_pass_claim
 from errand.wire.protocol import Check
 
 
@@ -34,38 +34,40 @@ LYING_REPORT = (
 
 
 def test_lying_model_is_flagged_with_command_and_chunk() -> None:
-    (warning,) = claim_warnings(LYING_REPORT, FAILED_RUN)
-    assert "tests pass" in warning
-    assert '"Testing: all tests pass."' in warning  # the claim, its citation dropped
-    assert "`pytest -q` exited with 1" in warning
-    assert "chunk c1-2" in warning
+    (alert,) = claim_alerts(LYING_REPORT, FAILED_RUN)
+    assert alert.kind == "claim" and alert.chunk_id == "c1-2"
+    assert "tests pass" in alert.text
+    assert '"Testing: all tests pass."' in alert.text  # the claim, its citation dropped
+    assert "`pytest -q` exited with 1" in alert.text
+    assert "chunk c1-2" in alert.text
 
 
 def test_honest_report_after_a_fix_is_not_flagged() -> None:
-    assert claim_warnings(LYING_REPORT, FIXED_RUN) == []
+    assert claim_alerts(LYING_REPORT, FIXED_RUN) == []
 
 
 def test_honest_report_of_a_failure_is_not_flagged() -> None:
     report = "Changed `add`. Tests still fail: `test_sub` expects 3 【c1-2†L8】."
-    assert claim_warnings(report, FAILED_RUN) == []
+    assert claim_alerts(report, FAILED_RUN) == []
 
 
 def test_claim_with_no_test_run_is_flagged() -> None:
-    (warning,) = claim_warnings("Done; the test suite passes.", [_check("mypy src", 0, "c1-1")])
-    assert "no test command was run" in warning
-    assert claim_warnings("Done; the test suite passes.", []) == [warning]
+    (alert,) = claim_alerts("Done; the test suite passes.", [_check("mypy src", 0, "c1-1")])
+    assert "no test command was run" in alert.text and alert.chunk_id is None
+    assert claim_alerts("Done; the test suite passes.", []) == [alert]
 
 
 def test_no_claim_no_warning_even_without_tests() -> None:
-    assert claim_warnings("Renamed the helper. I did not run the tests.", []) == []
+    assert claim_alerts("Renamed the helper. I did not run the tests.", []) == []
 
 
 def test_named_test_commands_count_as_test_runs() -> None:
     checks = [_check("./scripts/ci.sh", 2, "c1-4")]
     report = "Everything is green."
-    assert "no test command was run" in claim_warnings(report, checks)[0]
-    (warning,) = claim_warnings(report, checks, test_commands=["./scripts/ci.sh"])
-    assert "`./scripts/ci.sh` exited with 2 (chunk c1-4)" in warning
+    assert "no test command was run" in claim_alerts(report, checks)[0].text
+    (alert,) = claim_alerts(report, checks, test_commands=["./scripts/ci.sh"])
+    assert "`./scripts/ci.sh` exited with 2 (chunk c1-4)" in alert.text
+    assert alert.chunk_id == "c1-4"
 
 
 @pytest.mark.parametrize(

@@ -506,9 +506,8 @@ def test_choice_is_logged(tmp_path: Path, caplog: Any) -> None:
 def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
     import asyncio
 
-    from support.docker_image import engine_or_skip, ensure_test_image
-
     from errand.sandbox import Limits, SandboxSpec, open_sandbox
+    from support.docker_image import engine_or_skip, ensure_test_image
 
     client = engine_or_skip()
     tag = ensure_test_image(client)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from errand.agent.evidence.checks import is_test_run
-from errand.wire.protocol import Check
+from errand.wire.protocol import Alert, Check
 
 _SUBJECT = (
     r"(?:tests?|test suite|(?:the )?suite|specs?|pytest|py\.test|unittest|jest|vitest|"
@@ -83,10 +83,10 @@ def _claims_pass(sentence: str) -> bool:
     )
 
 
-def claim_warnings(
+def claim_alerts(
     report: str, checks: Sequence[Check], test_commands: Iterable[str] = ()
-) -> list[str]:
-    """Warnings for claims in ``report`` that the recorded ``checks`` contradict."""
+) -> list[Alert]:
+    """Alerts for claims in ``report`` that the recorded ``checks`` contradict."""
     claim = find_pass_claim(report)
     if claim is None:
         return []
@@ -98,14 +98,16 @@ def claim_warnings(
     ]
     quoted = _quote(claim)
     if not runs:
-        return [f"the report says the tests pass ({quoted}), but no test command was run"]
+        text = f"the report says the tests pass ({quoted}), but no test command was run"
+        return [Alert(kind="claim", text=text)]
     last = runs[-1]
     if last.passed:
         return []
-    return [
+    text = (
         f"the report says the tests pass ({quoted}), but the last test run failed: "
         f"`{last.command}` exited with {last.exit_code} (chunk {last.chunk_id})"
-    ]
+    )
+    return [Alert(kind="claim", text=text, chunk_id=last.chunk_id)]
 
 
 def _quote(sentence: str, limit: int = 80) -> str:
