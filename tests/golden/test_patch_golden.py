@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from errand.patch.apply import (
+from errand.patch import (
     AddFile,
     DeleteFile,
     PatchedFile,
@@ -298,7 +298,7 @@ ROLLBACK_CHILD = textwrap.dedent(
     """
     import resource, signal, sys
     from pathlib import Path
-    from errand.patch.apply import PatchError, apply_patch
+    from errand.patch import PatchError, apply_patch
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
     try:
