@@ -272,13 +272,16 @@ def verdict(ok: bool) -> str:
 
 class Replay:
     """The scripted model server in a process of its own, so that its work does not
-    compete with the bench's client for the interpreter lock."""
+    compete with the bench's client for the interpreter lock. It is test support
+    (``tests/support/replay/``), so its process gets the tests folder on its path."""
 
     def __init__(self, scenarios: list[dict[str, Any]], folder: Path) -> None:
         path = folder / "scenarios.json"
         path.write_text(json.dumps(scenarios), encoding="utf-8")
+        tests = Path(__file__).resolve().parent.parent / "tests"
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "errand.replay", str(path)],
+            [sys.executable, "-m", "support.replay", str(path)],
+            env={**os.environ, "PYTHONPATH": str(tests)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from errand.replay import ReplayServer
+from support.replay import ReplayServer
 
 
 @pytest.fixture

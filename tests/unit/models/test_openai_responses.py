@@ -31,7 +31,7 @@ from errand.models.base import (
     encode_items,
 )
 from errand.models.openai_responses import ResponsesModel, _absorb, _finish, _Turn
-from errand.replay import ReplayServer
+from support.replay import ReplayServer
 
 SHELL = ToolSpec(
     name="shell",

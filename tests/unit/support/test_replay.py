@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from openai import AsyncOpenAI, OpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
-from errand.replay import ReplayServer, Scenario, ScenarioError, load_scenarios
+from support.replay import ReplayServer, Scenario, ScenarioError, load_scenarios
 
 SHELL_TOOL_CHAT: Any = {
     "type": "function",
@@ -759,8 +760,10 @@ def test_loading_files_folders_and_rejecting_bad_scenarios(tmp_path: Path) -> No
 def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
     scenario_file = tmp_path / "demo.json"
     scenario_file.write_text(json.dumps(FIX_TEST))
+    tests = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
-        [sys.executable, "-m", "errand.replay", str(scenario_file), "--port", "0"],
+        [sys.executable, "-m", "support.replay", str(scenario_file), "--port", "0"],
+        env={**os.environ, "PYTHONPATH": str(tests)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -159,7 +159,9 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 
 async function startReplay(work: string): Promise<string> {
   const logFile = path.join(work, "replay.log");
-  startProcess(ERRAND_PYTHON, ["-m", "errand.replay", SCENARIO, "--port", "0"], { logFile });
+  // The replay server is test support (tests/support/replay/), not part of the product.
+  const replayEnv = { ...env, PYTHONPATH: path.join(REPO_ROOT, "tests") };
+  startProcess(ERRAND_PYTHON, ["-m", "support.replay", SCENARIO, "--port", "0"], { env: replayEnv, logFile });
   return waitFor("the replay model server", 30_000, () => {
     if (!existsSync(logFile)) {
       return undefined;

@@ -189,16 +189,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """A recorded session on a sample repository. The model is scripted and in-process
+    (no API key, no network); the engine, sandbox, commands, checks and diff are real."""
     from errand.frontends import demo
-    from errand.replay import ReplayServer, load_scenarios
+    from errand.frontends.cli.console import ConsoleListener, render_task
 
     base = Path(tempfile.mkdtemp(prefix="errand-demo-"))
     repo = demo.create_repository(base / "textkit")
     settings, _ = Settings.from_env()
     overrides: dict[str, object] = {
         "data_dir": args.data_dir or str(base / "data"),
-        "model": demo.SCENARIO,
-        "api": "chat",
+        "model": demo.MODEL,
     }
     if args.sandbox:
         overrides["sandbox"] = args.sandbox
@@ -206,23 +207,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"errand: {problem}", file=sys.stderr)
     _setup_logging(settings, args)
-    with ReplayServer(load_scenarios(demo.scenario_path())) as server:
-        settings = _replace(settings, base_url=server.url, api_key="replay")
-        print(f"errand demo: sample repository with a failing test at {repo}")
-        print(
-            f"errand demo: REPLAY model server on {server.url} plays a recorded session; "
-            "it is not a real model. Commands, sandbox, checks and diff are real.\n"
-        )
-        print(f"› task: {demo.PROMPT}\n")
-        code = asyncio.run(_run_task(settings, DelegateParams(prompt=demo.PROMPT), repo, False))
+    print(f"errand demo: sample repository with a failing test at {repo}")
+    print(
+        "errand demo: a SCRIPTED model plays a recorded session; it is not a real model. "
+        "Commands, sandbox, checks and diff are real.\n"
+    )
+    print(f"› task: {demo.PROMPT}\n")
+
+    async def run() -> int:
+        engine = TaskEngine(settings, model_factory=demo.model_factory, listener=ConsoleListener())
+        await engine.start()
+        try:
+            task_id = await engine.delegate(DelegateParams(prompt=demo.PROMPT), repo)
+            task = await engine.wait(task_id)
+            diff, _, _ = await engine.get_diff(task_id, None)
+            render_task(task, diff)
+            print(f"\nerrand apply {task_id} --data-dir {settings.data_dir}")
+            return 0 if task.status == "completed" else 1
+        finally:
+            await engine.shutdown()
+
+    code = asyncio.run(run())
     print(f"\nThe sample repository is unchanged until you apply: {repo}")
     return code
-
-
-def _replace(settings: Settings, **changes: object) -> Settings:
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 # --- inspection ------------------------------------------------------------------------

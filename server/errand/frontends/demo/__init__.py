@@ -1,13 +1,22 @@
-"""The sample repository and recorded session behind ``errand demo``."""
+"""The sample repository and recorded session behind ``errand demo``.
+
+The session (``demo.json``) is played by the in-process scripted model, which is not
+a real model; the engine, the sandbox, the checks and the diff are the real ones.
+"""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
 
+from errand.config.settings import Settings
+from errand.models.base import Model
+from errand.models.scripted import Script, ScriptedModel, load_script
 from errand.workspace import git
 
-SCENARIO = "errand-demo"
+MODEL = ScriptedModel.name
+DELAY_S = 0.015
+"""Between streamed pieces of text, so the session reads as it plays."""
 
 FILES: dict[str, str] = {
     "README.md": "# textkit\n\nSmall text helpers.\n",
@@ -45,8 +54,13 @@ FILES: dict[str, str] = {
 PROMPT = "The slugify tests fail. Fix slugify so they pass."
 
 
-def scenario_path() -> Path:
-    return Path(str(resources.files("errand.frontends.demo") / "demo.json"))
+def script() -> Script:
+    return load_script((resources.files("errand.frontends.demo") / "demo.json").read_bytes())
+
+
+def model_factory(settings: Settings) -> Model:
+    """The engine's model factory for the demo: the scripted model, whatever the settings."""
+    return ScriptedModel(script().turns, delay_s=DELAY_S)
 
 
 def create_repository(folder: Path) -> Path:
