@@ -67,11 +67,3 @@ export class ErrandApi {
     return this.call("errand.followUp", { taskId, prompt });
   }
 }
-
-/** A message a person can act on, from whatever a failed call threw. */
-export function errorMessage(error: unknown): string {
-  if (error instanceof Error) {
-    return error.message;
-  }
-  return String(error);
-}

@@ -11,6 +11,7 @@ import {
   type ServerOptions,
   State,
 } from "vscode-languageclient/node";
+import { offer } from "./notify";
 import type { TaskChanged, TaskLog } from "./protocol";
 import { initializationOptions, serverLaunch, type SettingReader } from "./settings";
 import { touchedUris } from "./edits";
@@ -112,13 +113,10 @@ export class ServerController implements vscode.Disposable {
         error instanceof Error ? error.message : error,
       )}. Its log is in Output \u203a errand.`;
       this.output.error(message);
-      void vscode.window.showErrorMessage(message, "Open Settings", "Show Output").then((choice) => {
-        if (choice === "Open Settings") {
-          void vscode.commands.executeCommand("workbench.action.openSettings", "errand.server");
-        } else if (choice === "Show Output") {
-          this.output.show(true);
-        }
-      });
+      void offer("error", message, [
+        { label: "Open Settings", command: "workbench.action.openSettings", args: ["errand.server"] },
+        { label: "Show Output", command: "errand.showServerOutput" },
+      ]);
     }
   }
 

@@ -3,9 +3,11 @@
 // errand.getDiff's edit, which is what Apply would write now: files the user changed
 // meanwhile are merged (and say so), conflicting files are left out and listed.
 import * as vscode from "vscode";
-import type { DiffCache } from "./documents";
-import { proposedUri } from "./documents";
+import { conflictChoices } from "./choices";
+import type { DiffCache } from "./diffCache";
 import { parseConflicts, type Conflict, type FileChange } from "./edits";
+import { offer } from "./notify";
+import { proposedUri } from "./proposedDocuments";
 
 function label(change: FileChange): string {
   return vscode.workspace.asRelativePath(vscode.Uri.parse(change.uri), false);
@@ -32,26 +34,14 @@ function isFile(change: FileChange, path: string): boolean {
 
 async function reportConflicts(taskId: string, title: string, conflicts: readonly Conflict[], shown: number): Promise<void> {
   const one = conflicts.length === 1;
-  const choice = await vscode.window.showWarningMessage(
+  await offer(
+    "warning",
     `errand: ${one ? "1 file" : `${conflicts.length} files`} of \u201c${title}\u201d ${one ? "conflicts" : "conflict"} with the workspace and ${
       one ? "is" : "are"
     } left out of the preview: ${conflicts.map((c) => c.message).join("; ")}. Apply writes nothing while a conflict remains` +
       (shown > 0 ? "; Apply Files\u2026 can apply the other files." : "."),
-    ...(shown > 0 ? ["Apply Files\u2026"] : []),
-    "Create Branch\u2026",
-    "Follow Up\u2026",
+    conflictChoices({ taskId }, shown > 0),
   );
-  const command =
-    choice === "Apply Files\u2026"
-      ? "errand.applyFiles"
-      : choice === "Create Branch\u2026"
-        ? "errand.createBranchFromTask"
-        : choice === "Follow Up\u2026"
-          ? "errand.followUpTask"
-          : undefined;
-  if (command) {
-    await vscode.commands.executeCommand(command, { taskId });
-  }
 }
 
 /**

@@ -1,4 +1,5 @@
 // Pure: how tasks read in the task list, tooltips and the status bar.
+import { alertBadge } from "./alerts";
 import type { Check, DiffStat, Status, TaskSummary } from "./protocol";
 import { formatCost, usageText, type UsageSummary } from "./usage";
 
@@ -103,18 +104,8 @@ export function elapsedMs(task: Pick<TaskSummary, "status" | "createdAt" | "upda
   return Math.max(0, end - start);
 }
 
-/** `⚠ 2`: how many warnings a reviewer should read; empty when none. */
-export function warningsText(count: number): string {
-  return count > 0 ? `\u26a0 ${count}` : "";
-}
-
-/** The warnings of a task's attempts, each once. */
-export function taskWarnings(task: { attempts?: readonly { warnings?: string[] }[] }): string[] {
-  return [...new Set((task.attempts ?? []).flatMap((a) => a.warnings ?? []))];
-}
-
-/** The grey text after a task's title in the task list (`warnings`: from getTask, when known). */
-export function taskDescription(task: TaskSummary, now: number, warnings = 0): string {
+/** The grey text after a task's title in the task list (`alerts`: how many items, from getTask, when known). */
+export function taskDescription(task: TaskSummary, now: number, alerts = 0): string {
   const parts: string[] = [];
   if (task.mode === "ask") {
     parts.push("ask");
@@ -127,8 +118,8 @@ export function taskDescription(task: TaskSummary, now: number, warnings = 0): s
   if (checks) {
     parts.push(checks);
   }
-  if (warnings > 0) {
-    parts.push(warningsText(warnings));
+  if (alerts > 0) {
+    parts.push(alertBadge(alerts));
   }
   if (task.attemptCount > 1) {
     parts.push(`${task.attemptCount} attempts`);

@@ -1,11 +1,11 @@
 // The task report: Markdown from report.ts, rendered in a webview so that citations can
 // be command links that open the cited file range or log lines.
 import * as vscode from "vscode";
-import type { ErrandApi } from "./api";
-import { errorMessage } from "./api";
+import { errorMessage } from "./errors";
 import type { Task } from "./protocol";
 import { renderReport } from "./report";
 import { renderMarkdown, reportLinks, REPORT_COMMANDS } from "./reportMarkdown";
+import type { TaskDetails } from "./taskDetails";
 import type { TaskStore } from "./taskStore";
 
 function escapeHtml(text: string): string {
@@ -43,7 +43,7 @@ export class ReportPanels implements vscode.Disposable {
   private readonly unsubscribe: () => void;
 
   constructor(
-    private readonly api: ErrandApi,
+    private readonly details: TaskDetails,
     private readonly store: TaskStore,
   ) {
     this.unsubscribe = store.onDidChange(() => {
@@ -82,12 +82,14 @@ export class ReportPanels implements vscode.Disposable {
       return;
     }
     let task: Task;
+    // The state about to be shown: the change event of the fetch below must not make
+    // this panel render again (it does once when the summary held was older).
+    entry.updatedAt = this.store.get(taskId)?.updatedAt ?? "";
     try {
-      task = (await this.api.getTask(taskId)).task;
-      // Before setDetail: its change event must not make this panel render again.
+      task = await this.details.fetch(taskId);
       entry.updatedAt = task.updatedAt;
-      this.store.setDetail(task);
     } catch (error) {
+      entry.updatedAt = ""; // the next change of the task tries again
       entry.panel.webview.html = html(entry.panel.webview, taskId, `<p>Could not load task ${escapeHtml(taskId)}: ${escapeHtml(errorMessage(error))}</p>`);
       return;
     }

@@ -8,11 +8,13 @@ import type { UsageSummary } from "./usage";
 export class StatusMonitor implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private server: ServerState = "starting";
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly store: TaskStore,
     private readonly usage: () => UsageSummary | undefined,
   ) {
+    this.unsubscribe = store.onDidChange(() => this.update());
     this.item = vscode.window.createStatusBarItem("errand.status", vscode.StatusBarAlignment.Left, 50);
     this.item.name = "errand";
     this.item.command = "errand.showTasks";
@@ -36,6 +38,7 @@ export class StatusMonitor implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.unsubscribe();
     this.item.dispose();
   }
 }

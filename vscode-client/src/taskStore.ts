@@ -33,13 +33,17 @@ export class TaskStore {
     if (held && JSON.stringify(held) === JSON.stringify(task)) {
       return false;
     }
-    this.tasks.set(task.taskId, task);
-    const detail = this.details.get(task.taskId);
-    if (detail && detail.updatedAt !== task.updatedAt) {
-      this.details.delete(task.taskId);
-    }
+    this.hold(task);
     this.fire();
     return true;
+  }
+
+  /** Holds a task's summary; a cached detail of an older state is dropped with it. */
+  private hold(task: TaskSummary): void {
+    this.tasks.set(task.taskId, task);
+    if (this.details.get(task.taskId)?.updatedAt !== task.updatedAt) {
+      this.details.delete(task.taskId);
+    }
   }
 
   /** Replaces the whole list (after listTasks). */
@@ -47,35 +51,28 @@ export class TaskStore {
     const incoming = new Map(tasks.map((t) => [t.taskId, t]));
     for (const id of [...this.tasks.keys()]) {
       if (!incoming.has(id)) {
-        this.tasks.delete(id);
-        this.details.delete(id);
+        this.drop(id);
       }
     }
     for (const task of tasks) {
       const held = this.tasks.get(task.taskId);
       if (!held || Date.parse(held.updatedAt) <= Date.parse(task.updatedAt)) {
-        this.tasks.set(task.taskId, task);
-        const detail = this.details.get(task.taskId);
-        if (detail && detail.updatedAt !== task.updatedAt) {
-          this.details.delete(task.taskId);
-        }
+        this.hold(task);
       }
     }
     this.fire();
   }
 
-  remove(taskId: string): void {
-    const had = this.tasks.delete(taskId);
-    this.details.delete(taskId);
-    if (had) {
+  /** The task is gone (discarded). */
+  forget(taskId: string): void {
+    if (this.drop(taskId)) {
       this.fire();
     }
   }
 
-  clear(): void {
-    this.tasks.clear();
-    this.details.clear();
-    this.fire();
+  private drop(taskId: string): boolean {
+    this.details.delete(taskId);
+    return this.tasks.delete(taskId);
   }
 
   get(taskId: string): TaskSummary | undefined {
@@ -93,13 +90,16 @@ export class TaskStore {
     return countTasks(this.tasks.values());
   }
 
-  /** A cached getTask result, valid while the summary's updatedAt has not moved. */
+  /**
+   * A cached getTask result. It is always as new as the summary held: a summary that
+   * moves on drops it.
+   */
   detail(taskId: string): Task | undefined {
     return this.details.get(taskId);
   }
 
   /**
-   * Caches a getTask result. Listeners hear of it (the task list shows warnings from
+   * Caches a getTask result. Listeners hear of it (the task list shows alerts from
    * it) unless it is the detail already held.
    */
   setDetail(task: Task): void {

@@ -1,24 +1,23 @@
 // The task list: tasks, their attempts as children, and each attempt's changed files.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { ErrandApi } from "./api";
-import { errorMessage } from "./api";
+import { alertBadge, alertItems, attemptAlerts, itemText, taskAlerts, type AlertItem } from "./alerts";
+import { errorMessage } from "./errors";
 import {
   checksText,
   countChecks,
   diffStatText,
+  elapsedMs,
+  formatDuration,
   isActive,
   statusIcon,
   statusLabel,
   taskDescription,
-  taskWarnings,
-  warningsText,
-  formatDuration,
-  elapsedMs,
 } from "./format";
-import { taskUsage, totalUsage, usageText, type UsageTotals } from "./usage";
 import type { Attempt, FileStat, Task, TaskSummary } from "./protocol";
+import type { TaskDetails } from "./taskDetails";
 import type { TaskStore } from "./taskStore";
+import { taskUsage, totalUsage, usageText, type UsageTotals } from "./usage";
 
 export type TaskNode = { kind: "task"; taskId: string };
 export type AttemptNode = { kind: "attempt"; taskId: string; attempt: number };
@@ -50,11 +49,11 @@ function contextTokens(kind: "task" | "attempt", summary: TaskSummary, attempt?:
   return tokens.join(" ");
 }
 
-/** Warnings (plain text: they quote the model) and token usage, for tooltips. */
-function appendDetails(md: vscode.MarkdownString, warnings: readonly string[], usage: UsageTotals | undefined): void {
-  for (const warning of warnings) {
+/** Alerts (plain text: they quote the model) and token usage, for tooltips. */
+function appendDetails(md: vscode.MarkdownString, alerts: readonly AlertItem[], usage: UsageTotals | undefined): void {
+  for (const item of alerts) {
     md.appendMarkdown("\n\n$(warning) ");
-    md.appendText(warning);
+    md.appendText(itemText(item));
   }
   if (usage && usage.attempts > 0) {
     md.appendMarkdown("\n\n");
@@ -83,15 +82,9 @@ function taskTooltip(task: TaskSummary, detail: Task | undefined): vscode.Markdo
     md.appendMarkdown(`\n\n${task.reason.replace(/[*_`[\]]/g, "\\$&")}`);
   }
   if (detail) {
-    appendDetails(md, taskWarnings(detail), taskUsage(detail));
+    appendDetails(md, alertItems(taskAlerts(detail)), taskUsage(detail));
   }
   return md;
-}
-
-/** The task's getTask result, if it is as new as its summary. */
-function freshDetail(store: TaskStore, task: TaskSummary): Task | undefined {
-  const detail = store.detail(task.taskId);
-  return detail && detail.updatedAt === task.updatedAt ? detail : undefined;
 }
 
 export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.Disposable {
@@ -102,7 +95,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
 
   constructor(
     private readonly store: TaskStore,
-    private readonly api: ErrandApi,
+    private readonly details: TaskDetails,
   ) {
     this.unsubscribe = store.onDidChange(() => this.changed.fire(undefined));
     // Elapsed times of running tasks tick.
@@ -115,16 +108,6 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
 
   refresh(): void {
     this.changed.fire(undefined);
-  }
-
-  private async detail(taskId: string): Promise<Task> {
-    const cached = this.store.detail(taskId);
-    if (cached) {
-      return cached;
-    }
-    const { task } = await this.api.getTask(taskId);
-    this.store.setDetail(task);
-    return task;
   }
 
   getParent(node: Node): Node | undefined {
@@ -145,7 +128,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     }
     try {
       if (node.kind === "task") {
-        const task = await this.detail(node.taskId);
+        const task = await this.details.get(node.taskId);
         const attempts = task.attempts ?? [];
         if (attempts.length === 0) {
           return [{ kind: "message", taskId: node.taskId, text: isActive(task.status) ? "Waiting for a sandbox\u2026" : "No attempts" }];
@@ -153,7 +136,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
         return attempts.map((a) => ({ kind: "attempt", taskId: node.taskId, attempt: a.attempt }));
       }
       if (node.kind === "attempt") {
-        const task = await this.detail(node.taskId);
+        const task = await this.details.get(node.taskId);
         const attempt = task.attempts?.find((a) => a.attempt === node.attempt);
         return (attempt?.files ?? []).map((file) => ({ kind: "file", taskId: node.taskId, attempt: node.attempt, file }));
       }
@@ -186,8 +169,8 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     }
     const item = new vscode.TreeItem(task.title, vscode.TreeItemCollapsibleState.Collapsed);
     item.id = `task:${task.taskId}`;
-    const detail = freshDetail(this.store, task);
-    item.description = taskDescription(task, Date.now(), detail ? taskWarnings(detail).length : 0);
+    const detail = this.store.detail(task.taskId);
+    item.description = taskDescription(task, Date.now(), detail ? alertItems(taskAlerts(detail)).length : 0);
     item.iconPath = themeIcon(task.status);
     item.tooltip = taskTooltip(task, detail);
     item.contextValue = contextTokens("task", task);
@@ -221,9 +204,10 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
       if (checks) {
         parts.push(`checks ${checks}`);
       }
-      const warnings = warningsText(attempt.warnings?.length ?? 0);
-      if (warnings) {
-        parts.push(warnings);
+      const alerts = alertItems(attemptAlerts(attempt));
+      const badge = alertBadge(alerts.length);
+      if (badge) {
+        parts.push(badge);
       }
       item.description = parts.join(" · ");
       item.iconPath = themeIcon(attempt.status);
@@ -234,7 +218,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
         tooltip.appendMarkdown("\n\n");
         tooltip.appendText(attempt.reason);
       }
-      appendDetails(tooltip, attempt.warnings ?? [], totalUsage([attempt.usage]));
+      appendDetails(tooltip, alerts, totalUsage([attempt.usage]));
       item.tooltip = tooltip;
     }
     item.command = { command: "errand.openTask", title: "Open Task", arguments: [node] };
@@ -265,4 +249,12 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     this.unsubscribe();
     this.changed.dispose();
   }
+}
+
+/** The view's badge: how many tasks are ready to review. Returns the unsubscribe function. */
+export function showReadyBadge(view: vscode.TreeView<Node>, store: TaskStore): () => void {
+  return store.onDidChange(() => {
+    const { ready } = store.counts();
+    view.badge = ready > 0 ? { value: ready, tooltip: `${ready} task${ready === 1 ? "" : "s"} ready to review` } : undefined;
+  });
 }

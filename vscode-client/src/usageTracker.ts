@@ -3,8 +3,9 @@
 // change, one request at a time.
 import * as vscode from "vscode";
 import type { ErrandApi } from "./api";
-import { errorMessage } from "./api";
+import { errorMessage } from "./errors";
 import type { Task } from "./protocol";
+import type { TaskDetails } from "./taskDetails";
 import type { TaskStore } from "./taskStore";
 import { summarizeUsage, taskUsage, type TaskUsage, type UsageSummary } from "./usage";
 
@@ -17,7 +18,8 @@ export class UsageTracker implements vscode.Disposable {
 
   constructor(
     private readonly store: TaskStore,
-    private readonly api: ErrandApi,
+    private readonly api: Pick<ErrandApi, "running">,
+    private readonly details: TaskDetails,
     private readonly output: vscode.LogOutputChannel,
     private readonly onChange: () => void,
   ) {
@@ -34,7 +36,7 @@ export class UsageTracker implements vscode.Disposable {
     for (const summary of this.store.list()) {
       listed.add(summary.taskId);
       const detail = this.store.detail(summary.taskId);
-      if (detail && detail.updatedAt === summary.updatedAt) {
+      if (detail) {
         changed = this.record(detail) || changed;
       } else if (this.known.get(summary.taskId)?.updatedAt !== summary.updatedAt) {
         this.queue.add(summary.taskId);
@@ -82,11 +84,10 @@ export class UsageTracker implements vscode.Disposable {
           continue;
         }
         try {
-          const { task } = await this.api.getTask(taskId);
+          const task = await this.details.fetch(taskId);
           if (this.record(task)) {
             this.onChange();
           }
-          this.store.setDetail(task);
         } catch (error) {
           this.output.debug(`usage of task ${taskId}: ${errorMessage(error)}`);
         }

@@ -5,10 +5,11 @@
 // the command palette, wait for the status bar (with today's cost) and the task list to
 // show the task done, open the report and the diff preview (screenshots), apply, and
 // check the files on disk. Then: a question; a model that claims passing tests after a
-// failing run (the report warns, right after the summary) whose change merges with the
-// user's own edit in preview and Apply; a conflicting edit Apply refuses; and, after a
-// window reload (new extension host and server), a log citation opened from the
-// stored log (errand.getLog).
+// failing run and cites a missing file (the finish notification, the task list and the
+// report warn, the report right after the summary, with links from the alerts' typed
+// fields) whose change merges with the user's own edit in preview and Apply; a
+// conflicting edit Apply refuses; and, after a window reload (new extension host and
+// server), a log citation opened from the stored log (errand.getLog).
 //
 // Environment: CODE_SERVER (required: the code-server binary), CHROMIUM (default
 // /usr/bin/chromium), ERRAND_BIN and ERRAND_PYTHON (default: the repository's .venv),
@@ -564,24 +565,36 @@ async function main(): Promise<void> {
       );
     });
 
-    await step("a model that claims passing tests after a failing run: the report warns", async () => {
+    await step("a model that claims passing tests after a failing run and cites a missing file: the report warns", async () => {
       await runCommand(p, "errand: Delegate Task\u2026");
       await quickInputVisible(p);
       await p.keyboard.type(LYING);
       await p.keyboard.press("Enter");
+      // The finish notification says the first alert at once (it fetches the task's detail);
+      // the server lists unresolved citations before claims.
+      const notified = p
+        .locator(".notifications-toasts", { hasText: `\u201c${LYING}\u201d completed` })
+        .filter({ hasText: "\u26a0 2 warnings: 1 citation did not resolve: shop/prices.py:L3 (more in the report)" })
+        .first()
+        .waitFor({ timeout: 120_000 });
       const row = p.locator(`.monaco-list-row[aria-label^="${LYING}"][aria-label*="Completed"]`).first();
       await row.waitFor({ timeout: 120_000 });
-      // The task row counts the warning once the task's detail is in.
-      await p.locator(`.monaco-list-row[aria-label^="${LYING}"][aria-label*="\u26a0 1"]`).first().waitFor({ timeout: 30_000 });
+      // The task row counts the alerts once the task's detail is in: the claim, and the unresolved citation.
+      await p.locator(`.monaco-list-row[aria-label^="${LYING}"][aria-label*="\u26a0 2"]`).first().waitFor({ timeout: 30_000 });
+      await notified;
       await runCommand(p, "Notifications: Clear All Notifications");
       await row.click();
       const frame = p.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
       await frame.locator("h1", { hasText: LYING }).waitFor({ timeout: 30_000 });
       const warning = frame.locator("blockquote.warnings");
       await warning.waitFor({ timeout: 10_000 });
-      const text = ((await warning.textContent()) ?? "").replace(/\s+/g, " ");
-      if (!/the report says the tests pass \("[^"]*All tests pass\."\), but the last test run failed/.test(text)) {
-        throw new Error(`unexpected warning: ${text}`);
+      const items = (await warning.locator("li").allTextContents()).map((t) => t.replace(/\s+/g, " ").trim());
+      if (
+        items.length !== 2 ||
+        items[0] !== "1 citation did not resolve: shop/prices.py:L3" ||
+        !/^the report says the tests pass \("[^"]*All tests pass\."\), but the last test run failed/.test(items[1] ?? "")
+      ) {
+        throw new Error(`unexpected warnings: ${JSON.stringify(items)}`);
       }
       // Right after the summary, before the files and checks.
       const order = await frame.locator("body").evaluate((body) =>
@@ -590,10 +603,27 @@ async function main(): Promise<void> {
       if (order.join(",") !== "Summary,warnings,Files changed,Checks,Usage") {
         throw new Error(`the warning is not right after the summary: ${order.join(", ")}`);
       }
-      await warning.locator("a", { hasText: /^c\d+-\d+$/ }).first().waitFor({ timeout: 5_000 });
+      // Links come from the alerts' typed fields: the citation's file lines, the claim's failing run.
+      const cited = await warning.locator("a", { hasText: "shop/prices.py:L3" }).getAttribute("href");
+      const [command, query] = (cited ?? "").split("?");
+      const arg = (JSON.parse(decodeURIComponent(query ?? "[]")) as Record<string, unknown>[])[0];
+      if (command !== "command:errand.openCitation" || arg?.kind !== "file" || arg.path !== "shop/prices.py" || arg.startLine !== 3) {
+        throw new Error(`the citation alert links to ${cited}`);
+      }
+      const run = warning.locator("a", { hasText: /^c\d+-\d+$/ }).first();
+      await run.waitFor({ timeout: 5_000 });
       await p.mouse.move(200, 600);
       await p.waitForTimeout(500);
       await screenshot(p, "report-warning.png");
+      await run.click();
+      await waitFor("the failing run in the task log, its output selected", 30_000, async () => {
+        const group = p.locator(".editor-group-container.active");
+        const text = await editorText(group);
+        return text.includes("$ python3 -m unittest tests.test_cart.CartTest.test_docstring") && (await group.locator(".selected-text").count()) > 0
+          ? true
+          : undefined;
+      });
+      await runCommand(p, "View: Close All Editors");
     });
 
     await step("the user edits the same file meanwhile: the preview and Apply merge both changes", async () => {

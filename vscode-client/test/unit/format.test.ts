@@ -8,7 +8,6 @@ import {
   isApplicable,
   statusBarView,
   taskDescription,
-  taskWarnings,
 } from "../../src/format";
 import type { TaskSummary } from "../../src/protocol";
 
@@ -101,11 +100,7 @@ test("only finished, unapplied code tasks with changes are applicable", () => {
   assert.equal(isApplicable(task({ diffStat: { files: 0, added: 0, removed: 0 } })), false);
 });
 
-test("a task's warnings show in its description, each warning counted once", () => {
-  const warnings = taskWarnings({ attempts: [{ warnings: ["a", "b"] }, { warnings: ["a"] }, {}] });
-  assert.deepEqual(warnings, ["a", "b"]);
-  assert.equal(
-    taskDescription(task({}), Date.parse("2030-01-01T00:00:00Z"), warnings.length),
-    "+3 \u22121 \u00b7 \u27132 \u00b7 \u26a0 2 \u00b7 1m 05s",
-  );
+test("a task's alerts show in its description as \u26a0 n", () => {
+  assert.equal(taskDescription(task({}), Date.parse("2030-01-01T00:00:00Z"), 2), "+3 \u22121 \u00b7 \u27132 \u00b7 \u26a0 2 \u00b7 1m 05s");
+  assert.doesNotMatch(taskDescription(task({}), 0, 0), /\u26a0/);
 });

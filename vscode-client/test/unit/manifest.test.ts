@@ -8,7 +8,7 @@ const manifest = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"
   contributes: { commands: { command: string; title: string; category?: string }[]; menus: Record<string, { command: string }[]> };
 };
 const schema = JSON.parse(
-  readFileSync(path.join(root, "..", "server", "errand", "schema", "protocol.schema.json"), "utf8"),
+  readFileSync(path.join(root, "..", "server", "errand", "wire", "schema", "protocol.schema.json"), "utf8"),
 ) as { commands: Record<string, unknown> };
 
 test("no client command shares an id with a server command", () => {

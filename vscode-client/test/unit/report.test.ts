@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { linkCitations, neutraliseCommandLinks, renderReport, warningMarkdown, type LinkBuilder } from "../../src/report";
-import type { Attempt, Task } from "../../src/protocol";
+import { neutraliseCommandLinks, type LinkBuilder } from "../../src/markdownText";
+import type { Alert, Attempt, Task } from "../../src/protocol";
+import { renderReport } from "../../src/report";
+import { alertMarkdown, itemMarkdown } from "../../src/reportAlerts";
+import { citationSpans, linkCitations } from "../../src/reportCitations";
 
 const links: LinkBuilder = {
   file: (path, s, e) => `file:${path}#${s}-${e}`,
@@ -24,7 +27,7 @@ function attempt(over: Partial<Attempt> = {}): Attempt {
       { text: "【F:src/io.py†L10-L12】", kind: "file", resolved: true, path: "src/io.py", startLine: 10, endLine: 12 },
       { text: "【c2†L3】", kind: "chunk", resolved: true, chunkId: "c2", startLine: 3, endLine: 3 },
     ],
-    warnings: [],
+    alerts: [],
     usage: { inputTokens: 12345, outputTokens: 678, cachedTokens: 1000 },
     steps: 4,
     ...over,
@@ -68,6 +71,34 @@ test("an unresolved citation is flagged, not linked", () => {
   const out = linkCitations(a.report ?? "", a, links);
   assert.match(out, /~~src\/nope\.py:L1-2~~/);
   assert.doesNotMatch(out, /file:src\/nope/);
+});
+
+test("citations are found by the server's text for them, whatever their markup", () => {
+  // The server accepts ASCII brackets and `#`; the client only looks for the text it was given.
+  const a = attempt({
+    report: "See [F:src/io.py#L3-5] and 【c9†L1】, which the server did not list.",
+    citations: [{ text: "[F:src/io.py#L3-5]", kind: "file", resolved: true, path: "src/io.py", startLine: 3, endLine: 5 }],
+  });
+  assert.equal(linkCitations(a.report ?? "", a, links), "See [src/io.py:L3-5](file:src/io.py#3-5) and 【c9†L1】, which the server did not list.");
+});
+
+test("a citation's path is the server's (normalised) one; every occurrence is linked", () => {
+  const a = attempt({
+    report: "【F:./src/io.py†L2】 twice: 【F:./src/io.py†L2】",
+    citations: [{ text: "【F:./src/io.py†L2】", kind: "file", resolved: true, path: "src/io.py", startLine: 2, endLine: 2 }],
+  });
+  assert.equal(linkCitations(a.report ?? "", a, links), "[src/io.py:L2](file:src/io.py#2-2) twice: [src/io.py:L2](file:src/io.py#2-2)");
+});
+
+test("overlapping citation texts: the longer one at a place wins", () => {
+  const spans = citationSpans("x 【c1†L1-L2】", [
+    { text: "【c1†L1", kind: "chunk", resolved: true, chunkId: "c1", startLine: 1, endLine: 1 },
+    { text: "【c1†L1-L2】", kind: "chunk", resolved: true, chunkId: "c1", startLine: 1, endLine: 2 },
+  ]);
+  assert.deepEqual(
+    spans.map((s) => [s.start, s.end, s.citation.endLine]),
+    [[2, 12, 2]],
+  );
 });
 
 test("command links written by the model are neutralised", () => {
@@ -120,21 +151,15 @@ test("best of N: one section per attempt", () => {
   assert.match(md, /^### Checks$/m);
 });
 
-test("warnings come right after the summary, with chunk references linked", () => {
-  const md = renderReport(
-    task({
-      attempts: [
-        attempt({
-          warnings: [
-            'the report says the tests pass ("All tests pass."), but the last test run failed: `pytest -q` exited with 1 (chunk c3)',
-            "unsandboxed: commands ran directly on this machine (sandbox 'none')",
-          ],
-        }),
-      ],
-    }),
-    links,
-    0,
-  );
+const CLAIM: Alert = {
+  kind: "claim",
+  text: 'the report says the tests pass ("All tests pass."), but the last test run failed: `pytest -q` exited with 1 (chunk c3)',
+  chunkId: "c3",
+};
+const UNSANDBOXED: Alert = { kind: "sandbox", text: "unsandboxed: commands ran directly on this machine (sandbox 'none')" };
+
+test("alerts come right after the summary; a claim's failing run is linked where the text names it", () => {
+  const md = renderReport(task({ attempts: [attempt({ alerts: [CLAIM, UNSANDBOXED] })] }), links, 0);
   const summary = md.indexOf("## Summary");
   const warning = md.indexOf("> \u26a0 **2 warnings**");
   const files = md.indexOf("## Files changed");
@@ -143,22 +168,50 @@ test("warnings come right after the summary, with chunk references linked", () =
   assert.match(md, /^> - unsandboxed: /m);
 });
 
-test("one warning reads as a single line; unresolved citations are not said twice", () => {
-  const a = attempt({
-    report: "See 【F:src/nope.py†L1-L2】.",
-    citations: [{ text: "【F:src/nope.py†L1-L2】", kind: "file", resolved: false, path: "src/nope.py", startLine: 1, endLine: 2 }],
-    warnings: ["1 citation(s) did not resolve: 【F:src/nope.py†L1-L2】"],
-  });
-  const md = renderReport(task({ attempts: [a] }), links, 0);
-  assert.match(md, /^> \u26a0 \*\*Warning:\*\* 1 citation\\\(s\\\) did not resolve: 【F:src\/nope\.py†L1-L2】$/m);
-  assert.equal(md.split("did not").length, 2, md);
-  // Without the server's warning (an older server), the client says it itself.
-  const older = renderReport(task({ attempts: [{ ...a, warnings: [] }] }), links, 0);
-  assert.match(older, /^> \u26a0 \*\*Warning:\*\* 1 citation did not match the recorded files or logs: `【F:src\/nope\.py†L1-L2】`$/m);
+test("the report reads alerts, not the legacy warnings", () => {
+  const md = renderReport(task({ attempts: [attempt({ warnings: ["a legacy warning"], alerts: [] })] }), links, 0);
+  assert.doesNotMatch(md, /\u26a0|legacy/);
+  const one = renderReport(task({ attempts: [attempt({ warnings: ["a legacy warning"], alerts: [UNSANDBOXED] })] }), links, 0);
+  assert.match(one, /^> \u26a0 \*\*Warning:\*\* unsandboxed: commands ran directly on this machine \\\(sandbox 'none'\\\)$/m);
+  assert.doesNotMatch(one, /legacy/);
 });
 
-test("warning text from the model cannot inject links; code spans stay code", () => {
-  const out = warningMarkdown('the report says the tests pass ("[x](command:errand.applyTask?1) `a`"), but no test command was run', 1, links);
+test("a link whose target the text does not name goes after it", () => {
+  const out = alertMarkdown({ kind: "claim", text: "the tests failed", chunkId: "c1-4" }, 2, links);
+  assert.equal(out, "the tests failed ([c1-4](chunk:2/c1-4#1-1))");
+});
+
+test("the target is linked as a whole word outside code, not inside a longer id or a command", () => {
+  const out = alertMarkdown({ kind: "claim", text: "`run c1` failed, not c1-10 but c1", chunkId: "c1" }, 1, links);
+  assert.equal(out, "`run c1` failed, not c1-10 but [c1](chunk:1/c1#1-1)");
+  const inCode = alertMarkdown({ kind: "claim", text: "`pytest c1`", chunkId: "c1" }, 1, links);
+  assert.equal(inCode, "`pytest c1` ([c1](chunk:1/c1#1-1))");
+});
+
+test("unresolved citations are one item, each linked to the file or log lines it cited", () => {
+  const citations: Alert[] = [
+    { kind: "citation", text: "【F:src/nope.py†L1-L2】 did not resolve", path: "src/nope.py", startLine: 1, endLine: 2 },
+    { kind: "citation", text: "【c9†L4】 did not resolve", chunkId: "c9", startLine: 4, endLine: 4 },
+  ];
+  const a = attempt({ alerts: [UNSANDBOXED, citations[0] as Alert, CLAIM, citations[1] as Alert] });
+  const md = renderReport(task({ attempts: [a] }), links, 0);
+  assert.match(md, /^> \u26a0 \*\*3 warnings\*\*$/m);
+  const items = md.split("\n").filter((line) => line.startsWith("> - "));
+  assert.equal(items.length, 3, md);
+  assert.match(items[0] ?? "", /^> - unsandboxed/);
+  assert.equal(items[1], "> - 2 citations did not resolve: [src/nope.py:L1-2](file:src/nope.py#1-2), [c9:L4](chunk:1/c9#4-4)");
+  assert.match(items[2] ?? "", /^> - the report says the tests pass/);
+  // An alert with no target keeps its text.
+  const one = itemMarkdown({ kind: "citations", alerts: [{ kind: "citation", text: "【x】 did not resolve" }] }, 1, links);
+  assert.equal(one, "1 citation did not resolve: 【x】 did not resolve");
+});
+
+test("alert text from the model cannot inject links; code spans stay code", () => {
+  const out = alertMarkdown(
+    { kind: "claim", text: 'the report says the tests pass ("[x](command:errand.applyTask?1) `a`"), but no test command was run' },
+    1,
+    links,
+  );
   assert.doesNotMatch(out, /\]\(command:/);
   assert.match(out, /`a`/);
 });

@@ -37,7 +37,7 @@ test("task details are cached until the task changes", () => {
   assert.ok(store.detail("a"));
   store.upsert(summary("a", "completed", "2025-01-01T10:02:00Z"));
   assert.equal(store.detail("a"), undefined);
-  store.remove("a");
+  store.forget("a");
   assert.equal(store.get("a"), undefined);
 });
 
@@ -54,4 +54,29 @@ test("a new detail is announced, the same one again is not, an older one is drop
   store.setDetail({ ...summary("a", "running", "2025-01-01T10:01:00Z"), prompt: "p", attempts: [] });
   assert.equal(fired, 1);
   assert.equal(store.detail("a")?.status, "completed");
+});
+
+test("a forgotten task takes its detail along, and is announced once", () => {
+  const store = new TaskStore();
+  store.setDetail({ ...summary("a", "completed", "2025-01-01T10:02:00Z"), prompt: "p", attempts: [] });
+  let fired = 0;
+  store.onDidChange(() => (fired += 1));
+  store.forget("a");
+  store.forget("a");
+  assert.equal(fired, 1);
+  assert.equal(store.detail("a"), undefined);
+  // listTasks no longer listing a task forgets its detail too.
+  store.setDetail({ ...summary("b", "completed", "2025-01-01T10:02:00Z"), prompt: "p", attempts: [] });
+  store.replaceAll([]);
+  assert.equal(store.detail("b"), undefined);
+});
+
+test("a newer listTasks reply drops the cached detail; the same state keeps it", () => {
+  const store = new TaskStore();
+  const detail = { ...summary("a", "running", "2025-01-01T10:01:00Z"), prompt: "p", attempts: [] };
+  store.setDetail(detail);
+  store.replaceAll([summary("a", "running", "2025-01-01T10:01:00Z")]);
+  assert.ok(store.detail("a"));
+  store.replaceAll([summary("a", "completed", "2025-01-01T10:03:00Z")]);
+  assert.equal(store.detail("a"), undefined);
 });
