@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { recorded, resetStub, user } from "./vscodeStub";
-import { COMMANDS, registerCommands, type CommandDeps } from "../../src/commands";
+import { COMMANDS, registerCommands, type CommandDeps } from "../../src/commands/index"; // not "…/commands": a stale out/src/commands.js from before the split would win
 import { offer } from "../../src/notify";
 import type { ApplyResult, Task } from "../../src/protocol";
 import { TaskStore } from "../../src/taskStore";
