@@ -1,16 +1,17 @@
 """Keep a conversation inside the model's context window.
 
 When the conversation nears its budget, the outputs of the oldest tool results are
-cut down to their header (chunk id, exit code) and a note, so the model can still
-cite them; the full output stays in errand's record. Pure.
+cut down to the header the tool gave them (chunk id, exit code) and a note, so the
+model can still cite them; the full output stays in errand's record. Pure.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from errand.models.base import AssistantMsg, Item, SystemMsg, ToolResult, UserMsg
 
 TRIMMED_NOTE = "[output trimmed to save context: {size} characters; the full output is on record]"
-_HEADER_KEYS = ("chunk_id:", "exit_code:", "duration_ms:", "note:")
 
 
 def size_of(items: list[Item]) -> int:
@@ -25,9 +26,9 @@ def size_of(items: list[Item]) -> int:
     return total
 
 
-def _trimmed(output: str) -> str:
-    header = [line for line in output.splitlines()[:5] if line.startswith(_HEADER_KEYS)]
-    return "\n".join([*header, TRIMMED_NOTE.format(size=len(output))])
+def _trimmed(item: ToolResult) -> str:
+    note = TRIMMED_NOTE.format(size=len(item.output))
+    return f"{item.header}\n{note}" if item.header else note
 
 
 def trim_tool_outputs(items: list[Item], *, budget_chars: int, keep_recent: int = 3) -> int:
@@ -47,12 +48,12 @@ def trim_tool_outputs(items: list[Item], *, budget_chars: int, keep_recent: int 
             break
         item = items[index]
         assert isinstance(item, ToolResult)
-        if item.output.endswith("the full output is on record]"):
+        if item.trimmed:
             continue
-        shorter = _trimmed(item.output)
+        shorter = _trimmed(item)
         if len(shorter) >= len(item.output):
             continue
         size -= len(item.output) - len(shorter)
-        items[index] = ToolResult(call_id=item.call_id, name=item.name, output=shorter)
+        items[index] = msgspec.structs.replace(item, output=shorter, trimmed=True)
         trimmed += 1
     return trimmed

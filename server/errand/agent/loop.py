@@ -7,7 +7,7 @@ nothing ends it with :class:`NoAnswer`.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,15 +59,31 @@ async def run_agent(
     """Run until the model answers without calling a tool, and return that answer.
 
     ``items`` is extended in place, so the conversation survives for follow-ups even
-    when the loop stops early. Wall time is enforced by the caller (it owns the task).
+    when the loop stops early. Wall time covers the whole run, model calls included.
     """
-    deadline = time.monotonic() + limits.max_wall_s
+    deadline = asyncio.timeout(limits.max_wall_s)
+    try:
+        async with deadline:
+            return await _loop(model, toolbox, items, limits, progress, on_text, on_step)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise LimitsExceeded(f"time limit reached ({limits.max_wall_s:g}s)") from None
+
+
+async def _loop(
+    model: Model,
+    toolbox: Toolbox,
+    items: list[Item],
+    limits: AgentLimits,
+    progress: AgentProgress,
+    on_text: TextSink | None,
+    on_step: Callable[[AgentProgress], None] | None,
+) -> str:
     start_steps = progress.steps
     while True:
         if progress.steps - start_steps >= limits.max_steps:
             raise LimitsExceeded(f"step limit reached ({limits.max_steps} steps)")
-        if time.monotonic() >= deadline:
-            raise LimitsExceeded(f"time limit reached ({limits.max_wall_s:g}s)")
         trim_tool_outputs(items, budget_chars=limits.context_chars)
         turn = await model.complete(items, toolbox.specs, on_text)
         progress.steps += 1
@@ -83,7 +99,9 @@ async def run_agent(
                 raise NoAnswer("the model returned an empty answer")
             return report
         for call in turn.message.tool_calls:
-            output = await toolbox.call(call)
-            items.append(ToolResult(call_id=call.id, name=call.name, output=output))
+            out = await toolbox.call(call)
+            items.append(
+                ToolResult(call_id=call.id, name=call.name, output=out.text, header=out.header)
+            )
         if progress.input_tokens + progress.output_tokens >= limits.max_tokens:
             raise LimitsExceeded(f"token limit reached ({limits.max_tokens} tokens)")

@@ -6,19 +6,16 @@ the report's checks and citations can be verified against what really ran.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 import msgspec
 
 from errand.models.base import ToolCall, ToolSpec
-from errand.patch import apply as patch
-from errand.sandbox import Sandbox
+from errand.sandbox.base import ExecResult, OutputSink
 
 SHELL = ToolSpec(
     name="shell",
@@ -94,29 +91,61 @@ class Recorder(Protocol):
     def files_changed(self, summary: str) -> None: ...
 
 
+class Runner(Protocol):
+    """Runs one command in the attempt's copy (the host's sandboxed shell)."""
+
+    async def run(
+        self, command: str, *, timeout_s: float | None = None, on_output: OutputSink | None = None
+    ) -> ExecResult: ...
+
+
+class PatchReply(Protocol):
+    @property
+    def applied(self) -> bool: ...
+
+    @property
+    def text(self) -> str:
+        """The files the patch changed, or why it changed nothing."""
+        ...
+
+
+class Patcher(Protocol):
+    """Applies an ``apply_patch`` patch to the attempt's copy, all or nothing."""
+
+    async def apply_patch(self, patch: str) -> PatchReply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    text: str
+    """What the model reads."""
+    header: str = ""
+    """The lines that stay when the output is trimmed to save context (a command's
+    chunk id and exit code, say)."""
+
+
 class Toolbox:
     def __init__(
         self,
-        sandbox: Sandbox,
-        root: Path,
+        shell: Runner,
+        patcher: Patcher | None,
         *,
-        writable: bool,
         recorder: Recorder,
         next_chunk_id: Callable[[], str],
         max_timeout_s: float,
     ) -> None:
-        self._sandbox = sandbox
-        self._root = root
-        self._writable = writable
+        """``patcher`` is None for a read-only attempt: ``apply_patch`` is not offered."""
+        self._shell = shell
+        self._patcher = patcher
         self._recorder = recorder
         self._next_chunk_id = next_chunk_id
         self._max_timeout_s = max_timeout_s
 
     @property
     def specs(self) -> list[ToolSpec]:
-        return [SHELL, APPLY_PATCH] if self._writable else [SHELL]
+        return [SHELL, APPLY_PATCH] if self._patcher is not None else [SHELL]
 
-    async def call(self, call: ToolCall) -> str:
+    async def call(self, call: ToolCall) -> ToolOutput:
         """Run one tool call. Bad calls produce an error text for the model, never
         an exception."""
         if call.name == SHELL.name:
@@ -124,24 +153,24 @@ class Toolbox:
                 call.arguments, ShellArgs, '{"command": string, "timeout_ms"?: int}'
             )
             if isinstance(shell_args, str):
-                return shell_args
-            return await self._shell(shell_args)
-        if call.name == APPLY_PATCH.name and self._writable:
+                return ToolOutput(shell_args)
+            return await self._run(shell_args)
+        if call.name == APPLY_PATCH.name and self._patcher is not None:
             patch_args = _decode(call.arguments, PatchArgs, '{"patch": string}')
             if isinstance(patch_args, str):
-                return patch_args
-            return await self._apply_patch(patch_args)
+                return ToolOutput(patch_args)
+            return await self._apply_patch(self._patcher, patch_args)
         names = ", ".join(spec.name for spec in self.specs)
-        return f"error: unknown tool {call.name!r}; available tools: {names}"
+        return ToolOutput(f"error: unknown tool {call.name!r}; available tools: {names}")
 
-    async def _shell(self, args: ShellArgs) -> str:
+    async def _run(self, args: ShellArgs) -> ToolOutput:
         timeout_s = self._max_timeout_s
         if args.timeout_ms is not None and args.timeout_ms > 0:
             timeout_s = min(timeout_s, args.timeout_ms / 1000)
         chunk_id = self._next_chunk_id()
         self._recorder.command_started(chunk_id, args.command)
         started = time.time()
-        result = await self._sandbox.run(
+        result = await self._shell.run(
             args.command,
             timeout_s=timeout_s,
             on_output=lambda text: self._recorder.command_output(chunk_id, text),
@@ -161,19 +190,18 @@ class Toolbox:
             note = f"note: killed after {timeout_s:g}s timeout\n"
         elif result.killed_reason:
             note = f"note: killed ({result.killed_reason})\n"
-        return (
+        header = (
             f"chunk_id: {chunk_id}\nexit_code: {result.exit_code}\n"
-            f"duration_ms: {result.duration_ms}\n{note}output:\n{result.output}"
+            f"duration_ms: {result.duration_ms}\n{note}"
         )
+        return ToolOutput(f"{header}output:\n{result.output}", header.rstrip("\n"))
 
-    async def _apply_patch(self, args: PatchArgs) -> str:
-        try:
-            result = await asyncio.to_thread(patch.apply_patch, args.patch, self._root)
-        except patch.PatchError as exc:
-            return f"error: {exc}"
-        summary = result.summary()
-        self._recorder.files_changed(summary)
-        return f"patch applied:\n{summary}"
+    async def _apply_patch(self, patcher: Patcher, args: PatchArgs) -> ToolOutput:
+        reply = await patcher.apply_patch(args.patch)
+        if not reply.applied:
+            return ToolOutput(f"error: {reply.text}")
+        self._recorder.files_changed(reply.text)
+        return ToolOutput(f"patch applied:\n{reply.text}")
 
 
 def _decode(raw: str, kind: type[T], shape: str) -> T | str:

@@ -17,7 +17,6 @@ The agent phase always runs without network and without the named secrets.
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import msgspec
 
@@ -55,8 +54,12 @@ def parse_repo_config(text: str, *, where: str = CONFIG_PATH) -> RepoConfig:
         raise RepoConfigError(f"{where}: {exc}") from None
 
 
-def load_repo_config(root: Path) -> RepoConfig:
-    path = root / CONFIG_PATH
-    if not path.is_file():
+def repo_config(data: bytes | None) -> RepoConfig:
+    """The configuration in ``data`` (the file's bytes), or the defaults without a file."""
+    if data is None:
         return RepoConfig()
-    return parse_repo_config(path.read_text(encoding="utf-8"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RepoConfigError(f"{CONFIG_PATH}: not UTF-8 ({exc})") from None
+    return parse_repo_config(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from errand.agent.evidence.claims import claim_alerts
-from errand.wire.protocol import Alert, Check, Citation
+from errand.wire.protocol import Alert, Attempt, Check, Citation
 
 
 def sandbox_alerts(warnings: Iterable[str]) -> list[Alert]:
@@ -68,3 +68,9 @@ def warning_texts(alerts: Sequence[Alert]) -> list[str]:
             texts.append(f"{len(unresolved)} citation(s) did not resolve: {', '.join(unresolved)}")
             unresolved = []
     return texts
+
+
+def set_alerts(info: Attempt, alerts: list[Alert]) -> None:
+    """Give ``info`` these alerts, and their legacy text."""
+    info.alerts = alerts
+    info.warnings = warning_texts(alerts)

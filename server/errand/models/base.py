@@ -38,6 +38,9 @@ class ToolResult(msgspec.Struct, tag="tool", frozen=True):
     call_id: str
     name: str
     output: str
+    header: str = ""
+    """What stays of ``output`` when it is trimmed to save context."""
+    trimmed: bool = False
 
 
 Item = SystemMsg | UserMsg | AssistantMsg | ToolResult

@@ -42,6 +42,9 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     """Extra variables on top of the backend's allowlist (never the parent's env)."""
     limits: Limits = field(default_factory=Limits)
+    read_only_binds: tuple[Path, ...] = ()
+    """Host folders made visible read-only at the same path (the object folders a
+    copy's ``.git`` borrows, so that ``git`` works inside)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ Layout inside the sandbox (built fresh for every command):
   ``SSH_AUTH_SOCK``…) and well-known credential stores under the server user's home
   (``~/.ssh``, ``~/.aws``…) are masked by empty read-only tmpfs mounts or an unreadable
   file.
-* Object folders that the copy's ``.git`` borrows (``objects/info/alternates``, followed
-  transitively) are bound read-only at their own paths, so ``git`` works inside.
+* ``spec.read_only_binds`` (the object folders the copy's ``.git`` borrows, so that
+  ``git`` works inside) are bound read-only at their own paths.
 * The task copy (``spec.root``) is bound at its own path, read-write unless
   ``spec.writable`` is false; it is the working directory and the only writable place
   that outlives the command.
@@ -44,7 +44,6 @@ from errand.sandbox import cgroup
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
 from errand.sandbox.process import (
     CommandRunner,
-    object_alternates,
     rlimit_argv,
     sandbox_env,
     shell_argv,
@@ -234,7 +233,7 @@ def bwrap_argv(
         argv += ["--ro-bind", "/run/systemd/resolve", "/run/systemd/resolve"]
     argv += ["--remount-ro", "/run"]
     argv += _secret_mounts(spec.root)
-    for alt in object_alternates(spec.root):
+    for alt in spec.read_only_binds:
         argv += ["--ro-bind", str(alt), str(alt)]
     argv += ["--bind" if spec.writable else "--ro-bind", root, root, "--chdir", root, "--"]
     argv += rlimit_argv(limits)

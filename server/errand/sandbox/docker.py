@@ -55,7 +55,6 @@ from errand.sandbox import owner
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
 from errand.sandbox.process import (
     DEFAULT_PATH,
-    object_alternates,
     run_process,
     sandbox_env,
     shell_argv,
@@ -304,7 +303,7 @@ def _create(client: Any, spec: SandboxSpec, image: str, user: tuple[int, int]) -
     mounts = [Mount(target=root, source=root, type="bind", read_only=not spec.writable)]
     mounts += [
         Mount(target=str(alt), source=str(alt), type="bind", read_only=True)
-        for alt in object_alternates(spec.root)
+        for alt in spec.read_only_binds
     ]
     cpus = float(os.environ.get("ERRAND_DOCKER_CPUS", "1"))
     env = sandbox_env(spec.env, home=HOME, path=DEFAULT_PATH)

@@ -307,38 +307,6 @@ def sandbox_env(extra: Mapping[str, str], *, home: str, path: str | None = None)
     return env
 
 
-def object_alternates(root: Path, *, max_depth: int = 5) -> list[Path]:
-    """Object folders that the git repository in ``root`` borrows from, transitively.
-
-    A task copy's ``.git`` borrows objects from errand's mirror, which borrows from the
-    user's repository. Sandboxes bind these read-only so ``git`` works inside even when
-    they would otherwise be hidden (under ``/tmp``) or absent (in a container).
-    """
-    found: list[Path] = []
-    queue = [root / ".git" / "objects"]
-    for _ in range(max_depth):
-        next_queue: list[Path] = []
-        for objects in queue:
-            try:
-                lines = (objects / "info" / "alternates").read_text("utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                continue
-            for line in lines:
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                alt = Path(line) if os.path.isabs(line) else objects / line
-                try:
-                    alt = alt.resolve(strict=True)
-                except OSError:
-                    continue
-                if alt.is_dir() and alt not in found:
-                    found.append(alt)
-                    next_queue.append(alt)
-        queue = next_queue
-    return found
-
-
 class CommandRunner:
     """What the host-process backends share: running-command bookkeeping for ``close()``,
     per-command cgroups when available, and the memory-cap verdict."""

@@ -6,6 +6,10 @@ attempt's version applies as is. Changed meanwhile: a three-way merge (``git
 merge-file``) of the user's version, the snapshot and the attempt's version; a clean
 merge applies, an overlapping one is a conflict. A plan with any conflict is refused
 whole: nothing is written. The user's edits are never overwritten.
+
+The editor writes text files (through ``workspace/applyEdit``); :func:`write_binaries`
+writes the binary ones after it, and :func:`write_plan` writes everything for a front
+end without an editor. They are the only writers of the user's files.
 """
 
 from __future__ import annotations
@@ -45,6 +49,22 @@ class ApplyPlan:
     def files(self) -> list[str]:
         return [c.path for c in self.changes] + [p for p, _ in self.binary_writes]
 
+    def refusal(self) -> str | None:
+        """Why nothing should be written, or None when the plan can be applied."""
+        if self.conflicts:
+            return (
+                "files changed in the workspace conflict with the task's changes; "
+                "nothing was written"
+            )
+        if not self.changes and not self.binary_writes:
+            if self.already:
+                return (
+                    "every change of this attempt is already in the workspace; "
+                    "nothing was left to apply"
+                )
+            return "the attempt changed no files"
+        return None
+
 
 class ApplyRefused(ValueError):
     pass
@@ -64,7 +84,7 @@ def plan_apply(
         unknown = sorted(set(only) - known)
         if unknown:
             raise ApplyRefused(
-                f"not changed by this attempt: {', '.join(unknown)}; "
+                f"files not changed by this attempt: {', '.join(unknown)}; "
                 f"changed files are: {', '.join(sorted(known)) or 'none'}"
             )
     wanted = set(only) if only is not None else known
@@ -205,3 +225,28 @@ def read_current(
         return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
 
     return current
+
+
+def write_binaries(root: Path, plan: ApplyPlan) -> None:
+    """Write (or delete) the plan's binary files, after the editor applied its edit."""
+    for rel, data in plan.binary_writes:
+        target = root / rel
+        if data is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+
+def write_plan(root: Path, plan: ApplyPlan) -> None:
+    """Write the whole plan to disk, for a front end that has no editor."""
+    for change in plan.changes:
+        if change.old_path:
+            (root / change.old_path).unlink()
+        target = root / change.path
+        if change.new_text is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(change.new_text.encode("utf-8", "surrogateescape"))
+    write_binaries(root, plan)

@@ -18,10 +18,16 @@ from pathlib import Path
 from errand.workspace import git
 
 _BAD_NAME = re.compile(r"[\s~^:?*\[\\]|\.\.|@\{|//|/$|^/|\.lock$|^-|\.$")
+MAX_REF_PART = 250
+"""Bytes of one part of a branch name: git stores it as a file, plus ``.lock``."""
 
 
 class BranchError(ValueError):
     """The branch can't be made; the message says why."""
+
+
+class BadBranchName(BranchError):
+    """The name itself is one git would refuse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,15 @@ class BranchResult:
 
 def check_branch_name(name: str) -> None:
     if not name or _BAD_NAME.search(name):
-        raise BranchError(f"{name!r} is not a valid branch name")
+        raise BadBranchName(f"{name!r} is not a valid branch name")
+    for part in name.split("/"):
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_REF_PART:
+            shown = part if len(part) <= 40 else part[:39] + "…"
+            raise BadBranchName(
+                f"branch: the part {shown!r} is {size} bytes long in UTF-8; "
+                f"each part between '/' may have at most {MAX_REF_PART} (a file name)"
+            )
 
 
 def create_branch(

@@ -156,3 +156,31 @@ def read_objects(mirror: Path, names: list[str]) -> list[bytes | None]:
         results.append(out[pos : pos + size] if header[1] == b"blob" else None)
         pos += size + 1
     return results
+
+
+def load_changes(mirror: Path, base: str, tree: str, files: list[FileStat]) -> list[FileChange]:
+    """The old and new text of every changed text file between trees ``base`` and
+    ``tree``, with one ``git cat-file --batch``."""
+    text_files = [f for f in files if not f.binary]
+    specs: list[tuple[str, str]] = []
+    for f in text_files:
+        specs.append((base, f.old_path or f.path))
+        specs.append((tree, f.path))
+    blobs = read_blobs(mirror, specs)
+    changes: list[FileChange] = []
+    for i, f in enumerate(text_files):
+        old, new = blobs[2 * i], blobs[2 * i + 1]
+        changes.append(
+            FileChange(
+                path=f.path,
+                change=f.change,
+                old_path=f.old_path,
+                base_text=_text(old) if f.change != "added" else None,
+                new_text=_text(new) if f.change != "deleted" else None,
+            )
+        )
+    return changes
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogateescape")

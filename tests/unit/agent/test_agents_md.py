@@ -7,12 +7,26 @@ from pathlib import Path
 import pytest
 
 from errand.agent.evidence.agents_md import (
+    DEFAULT_LIMIT,
     AgentsDoc,
+    agents_doc,
+    candidate_paths,
     extract_check_commands,
-    load_agents_md,
     user_instructions,
 )
 from errand.agent.evidence.checks import is_check
+from errand.hosts.local import read_inside
+
+
+def load_agents_md(repo: Path, cwd: Path, *, limit: int = DEFAULT_LIMIT) -> AgentsDoc:
+    """The rules for ``cwd`` read from real folders as the engine reads them: the
+    candidate files through the local host's confined reader, then joined."""
+    try:
+        subdir = cwd.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        subdir = ".."  # outside the repository: only the root's rules
+    contents = {path: read_inside(repo, path) for path in candidate_paths(subdir)}
+    return agents_doc(subdir, contents, limit=limit)
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from errand.agent.evidence.citations import resolve_citations
+from errand.agent.evidence.citations import cited_paths, resolve_citations
+from errand.hosts.local import read_inside
 from errand.wire.protocol import Citation
 
 
@@ -32,8 +33,11 @@ CHUNKS = {"c1-1": "collected 3 items\n\n3 passed in 0.01s\n", "c1-2": ""}
 
 
 def _resolve(report: str, roots: tuple[Path, Path]) -> list[Citation]:
+    """Resolved the way the engine does: the cited files read through the local host's
+    confined reader, then judged."""
     copy, user = roots
-    return resolve_citations(report, copy_root=copy, repo_root=user, chunks=CHUNKS)
+    files = {path: read_inside(copy, path) for path in cited_paths(report)}
+    return resolve_citations(report, files=files, repo_root=user, chunks=CHUNKS)
 
 
 def test_file_and_chunk_citations_resolve(roots: tuple[Path, Path]) -> None:

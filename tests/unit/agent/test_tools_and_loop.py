@@ -14,8 +14,9 @@ def _conversation(outputs: int, size: int) -> list[Item]:
     items: list[Item] = [SystemMsg("sys"), UserMsg("task")]
     for i in range(outputs):
         items.append(AssistantMsg(tool_calls=[ToolCall(f"call{i}", "shell", "{}")]))
-        body = f"chunk_id: c1-{i + 1}\nexit_code: 0\nduration_ms: 5\noutput:\n" + "x" * size
-        items.append(ToolResult(call_id=f"call{i}", name="shell", output=body))
+        header = f"chunk_id: c1-{i + 1}\nexit_code: 0\nduration_ms: 5"
+        body = f"{header}\noutput:\n" + "x" * size
+        items.append(ToolResult(call_id=f"call{i}", name="shell", output=body, header=header))
     return items
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from errand.agent.evidence.checks import is_check
 from errand.config.settings import Settings
-from errand.engine.engine import aggregate_status, make_title
 from errand.engine.logbatch import LogBatcher
-from errand.frontends.lsp.edits import FileChange
+from errand.engine.state import aggregate_status, make_title
 from errand.wire.protocol import TaskLog
 from errand.workspace.apply import ApplyRefused, CurrentFile, plan_apply
+from errand.workspace.results import FileChange
 
 
 def test_settings_from_env_and_bad_values_keep_defaults() -> None:

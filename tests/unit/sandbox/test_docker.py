@@ -146,7 +146,11 @@ def test_cancellation_kills_the_command_inside_the_container(
     run(go())
 
 
-def test_git_works_inside_through_bound_alternates(client: Any, image: str, root: Path) -> None:
+def test_git_works_inside_through_bound_read_only_folders(
+    client: Any, image: str, root: Path
+) -> None:
+    """The object folders a copy borrows, given as read-only binds, make git work
+    inside, and stay read-only."""
     repo = root.parent / "user-repo"
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e.invalid"}  # fmt: skip
@@ -158,7 +162,10 @@ def test_git_works_inside_through_bound_alternates(client: Any, image: str, root
     subprocess.run(["git", "clone", "-q", "--shared", str(repo), str(copy)], check=True)
 
     async def go() -> str:
-        sb = await open_sandbox("docker", SandboxSpec(root=copy, limits=Limits(timeout_s=60)))
+        spec = SandboxSpec(
+            root=copy, limits=Limits(timeout_s=60), read_only_binds=(repo / ".git" / "objects",)
+        )
+        sb = await open_sandbox("docker", spec)
         try:
             r = await sb.run("git log --format=%s && git status --porcelain && echo ok")
             assert r.exit_code == 0, r.output

@@ -23,7 +23,6 @@ from errand.sandbox.process import (
     TIMEOUT_EXIT_CODE,
     _Capture,
     exit_code_of,
-    object_alternates,
     run_process,
     sandbox_env,
 )
@@ -137,18 +136,6 @@ def test_sandbox_env_is_an_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OPENAI_API_KEY" not in env
     assert set(env) == {"PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "PAGER",
                         "GIT_PAGER", "ERRAND_SANDBOX_PATH", "EXTRA"}  # fmt: skip
-
-
-def test_object_alternates_are_followed_transitively(tmp_path: Path) -> None:
-    user = tmp_path / "user" / ".git" / "objects"
-    mirror = tmp_path / "mirror" / "objects"
-    copy = tmp_path / "copy"
-    for objects in (user, mirror, copy / ".git" / "objects"):
-        (objects / "info").mkdir(parents=True)
-    (mirror / "info" / "alternates").write_text(f"{user}\n")
-    (copy / ".git" / "objects" / "info" / "alternates").write_text(f"# c\n{mirror}\n/missing\n")
-    assert object_alternates(copy) == [mirror.resolve(), user.resolve()]
-    assert object_alternates(tmp_path / "nothing") == []
 
 
 # --- the none backend --------------------------------------------------------------------

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from errand.frontends.lsp.edits import FileChange
 from errand.wire.protocol import FileStat
 from errand.workspace.apply import ApplyPlan, CurrentFile, plan_apply
+from errand.workspace.results import FileChange
 
 CHANGES = [
     FileChange(path="m.txt", change="modified", base_text="a\n", new_text="A\n"),

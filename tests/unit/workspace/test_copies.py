@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from errand.config.paths import DataPaths
-from errand.workspace.copies.base import TaskCopy
+from errand.workspace.copies.base import TaskCopy, object_alternates
 from errand.workspace.copies.bases import NEAR_BASE_MAX_CHANGES, RACY_WAIT_INDEX_BYTES, ensure_base
 from errand.workspace.copies.choice import CopyManager, choose_provider
 from errand.workspace.copies.gc import GarbageReport, collect_garbage
@@ -522,9 +522,9 @@ def test_docker_backend_works_on_an_overlay_copy(tmp_path: Path) -> None:
         old = os.environ.get("ERRAND_DOCKER_IMAGE")
         os.environ["ERRAND_DOCKER_IMAGE"] = tag
         try:
-            sb = await open_sandbox(
-                "docker", SandboxSpec(root=copy.path, limits=Limits(timeout_s=60))
-            )
+            binds = tuple(object_alternates(copy.path))
+            spec = SandboxSpec(root=copy.path, limits=Limits(timeout_s=60), read_only_binds=binds)
+            sb = await open_sandbox("docker", spec)
         finally:
             if old is None:
                 os.environ.pop("ERRAND_DOCKER_IMAGE", None)

@@ -15,8 +15,11 @@ When the files are over the cap, errand keeps the **deepest** files whole and cu
 the shallower ones: the deepest file is the most specific to the folder being
 worked on and is the one that wins, so it is the last that should be lost. A file
 that is cut keeps its beginning and ends with a marker saying so; a file with no
-room left at all is replaced by a marker. A file that is a symlink leading out of
-the repository is ignored.
+room left at all is replaced by a marker.
+
+This module is pure: :func:`candidate_paths` names the files to read, the caller reads
+them from the attempt's copy (through its host, which ignores a file leading out of the
+repository), and :func:`agents_doc` joins what was found.
 
 Check commands
 ==============
@@ -46,9 +49,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from errand.agent.evidence.checks import is_check
 
@@ -56,8 +59,8 @@ log = logging.getLogger(__name__)
 
 AGENTS_FILES = ("AGENTS.override.md", "AGENTS.md")
 DEFAULT_LIMIT = 32 * 1024
-_READ_LIMIT = 1024 * 1024
-"""At most this much of one file is read (for the check commands; the cap is far lower)."""
+READ_LIMIT = 1024 * 1024
+"""At most this much of one file is used (for the check commands; the cap is far lower)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,75 +75,52 @@ class AgentsDoc:
     """True when the files were over the cap and some text was left out."""
 
 
-def find_agents_files(repo_root: Path, cwd: Path) -> list[Path]:
-    """The AGENTS files that apply to ``cwd``, root first.
+def folders(subdir: str) -> list[str]:
+    """The folders from the repository root ("") down to ``subdir``, root first."""
+    parts = PurePosixPath(subdir).parts if subdir and subdir != "." else ()
+    if ".." in parts or PurePosixPath(subdir).is_absolute():
+        log.warning("%s is not inside the repository; reading only the root's AGENTS.md", subdir)
+        parts = ()
+    return ["/".join(parts[:depth]) for depth in range(len(parts) + 1)]
 
-    A ``cwd`` outside ``repo_root`` is treated as ``repo_root``.
-    """
-    root = repo_root.resolve()
-    here = cwd.resolve()
-    if here != root and root not in here.parents:
-        log.warning("%s is not inside %s; reading only the root's AGENTS.md", cwd, repo_root)
-        here = root
-    parts = here.relative_to(root).parts
-    folders = [root.joinpath(*parts[:depth]) for depth in range(len(parts) + 1)]
-    found: list[Path] = []
-    for folder in folders:
+
+def candidate_paths(subdir: str) -> list[str]:
+    """Every file that may hold the rules for ``subdir``, in the order they are tried."""
+    return [
+        f"{folder}/{name}" if folder else name
+        for folder in folders(subdir)
+        for name in AGENTS_FILES
+    ]
+
+
+def agents_doc(
+    subdir: str, contents: Mapping[str, bytes | None], *, limit: int = DEFAULT_LIMIT
+) -> AgentsDoc:
+    """Join the AGENTS files for ``subdir`` from ``contents`` (the files of
+    :func:`candidate_paths` as read; None for a missing one), as the module says."""
+    chosen: list[tuple[str, bytes]] = []
+    for folder in folders(subdir):
         for name in AGENTS_FILES:
-            candidate = folder / name
-            if _usable(candidate, root):
-                found.append(candidate)
+            path = f"{folder}/{name}" if folder else name
+            data = (contents.get(path) or b"")[:READ_LIMIT]
+            if data.strip():
+                chosen.append((path, data.strip(b"\n")))
                 break
-    return found
-
-
-def _usable(path: Path, root: Path) -> bool:
-    try:
-        if not path.is_file():
-            return False
-        real = path.resolve()
-        if real != root and root not in real.parents:
-            log.warning("ignoring %s: it leads outside the repository", path)
-            return False
-        return path.stat().st_size > 0 and bool(_read(path).strip())
-    except OSError as exc:
-        log.warning("cannot read %s: %s", path, exc)
-        return False
-
-
-def _read(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(_READ_LIMIT)
-
-
-def load_agents_md(repo_root: Path, cwd: Path, *, limit: int = DEFAULT_LIMIT) -> AgentsDoc:
-    """Find, read and join the AGENTS files for ``cwd`` (see the module docstring)."""
-    paths = find_agents_files(repo_root, cwd)
-    if not paths:
+    if not chosen:
         return AgentsDoc()
-    root = repo_root.resolve()
-    names = [_relative(p, root) for p in paths]
-    contents = [_read(p).strip(b"\n") for p in paths]
-    kept, truncated = _fit(contents, limit)
-    sections: list[str] = []
-    for name, body in zip(names, kept, strict=True):
-        sections.append(f"--- {name} ---\n{body}")
+    kept, truncated = _fit([data for _, data in chosen], limit)
+    sections = [f"--- {path} ---\n{body}" for (path, _), body in zip(chosen, kept, strict=True)]
     commands: list[str] = []
-    for raw in contents:
+    for _, raw in chosen:
         for command in extract_check_commands(raw.decode("utf-8", "replace")):
             if command not in commands:
                 commands.append(command)
     return AgentsDoc(
         text="\n\n".join(sections),
-        files=names,
+        files=[path for path, _ in chosen],
         check_commands=commands,
         truncated=truncated,
     )
-
-
-def _relative(path: Path, root: Path) -> str:
-    folder = path.parent.resolve().relative_to(root)
-    return (folder / path.name).as_posix()
 
 
 def _fit(contents: list[bytes], limit: int) -> tuple[list[str], bool]:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from errand.wire.protocol import Check
+
+if TYPE_CHECKING:
+    from errand.agent.tools import CommandRecord
 
 _RUNNERS: tuple[tuple[str, ...], ...] = (
     ("pytest",),
@@ -92,3 +98,19 @@ def is_test_run(command: str) -> bool:
     return any(
         word in lowered for word in ("test", "pytest", "unittest", "tox", "nox", "jest", "vitest")
     )
+
+
+def checks_from(commands: Sequence[CommandRecord], extra: Iterable[str] = ()) -> list[Check]:
+    """The recorded commands that are checks, in order, with their real exit codes."""
+    named = list(extra)
+    return [
+        Check(
+            command=c.command,
+            exit_code=c.exit_code,
+            passed=c.exit_code == 0,
+            duration_ms=c.duration_ms,
+            chunk_id=c.chunk_id,
+        )
+        for c in commands
+        if is_check(c.command, named)
+    ]

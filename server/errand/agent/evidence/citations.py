@@ -3,7 +3,8 @@
 Two forms (Codex cloud's), both with 1-based, inclusive line numbers:
 
 * ``【F:path†L10-L20】`` or ``【F:path†L10】``: lines of a file, the path relative to
-  the repository root, checked against the attempt's final files (its task copy);
+  the repository root, checked against the attempt's final files (its task copy,
+  read through the attempt's host: see :func:`cited_paths`);
 * ``【c1-3†L3-L5】``: lines of a recorded command output, by chunk id.
 
 Also accepted, because models sometimes degrade the markup: ASCII brackets
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from errand.wire.protocol import Citation
@@ -30,61 +31,78 @@ _PATTERN = re.compile(
 )
 
 
+def _matches(report: str) -> Iterator[re.Match[str]]:
+    """Each distinct citation, in order of first appearance."""
+    seen: set[str] = set()
+    for match in _PATTERN.finditer(report):
+        if match.group(0) not in seen:
+            seen.add(match.group(0))
+            yield match
+
+
+def cited_paths(report: str) -> list[str]:
+    """The files ``report`` cites, as clean relative paths (to read before resolving)."""
+    paths: list[str] = []
+    for match in _matches(report):
+        rel = _normalise(match.group("path")) if match.group("path") else None
+        if rel is not None and rel not in paths:
+            paths.append(rel)
+    return paths
+
+
 def resolve_citations(
-    report: str, *, copy_root: Path, repo_root: Path, chunks: Mapping[str, str]
+    report: str,
+    *,
+    files: Mapping[str, bytes | None],
+    repo_root: Path,
+    chunks: Mapping[str, str],
 ) -> list[Citation]:
     """Every citation in ``report``, resolved.
 
-    File citations resolve against ``copy_root``; their ``uri`` points at the same
-    path in ``repo_root``, the user's repository, where the change will land.
-    Chunk citations resolve against ``chunks`` (chunk id -> recorded output).
+    File citations resolve against ``files`` (the final contents of
+    :func:`cited_paths`; None for a path that is not a file of the copy); their ``uri``
+    points at the same path in ``repo_root``, the user's repository, where the change
+    will land. Chunk citations resolve against ``chunks`` (chunk id -> recorded output).
     """
-    root = copy_root.resolve()
-    seen: set[str] = set()
     found: list[Citation] = []
-    for match in _PATTERN.finditer(report):
+    for match in _matches(report):
         text = match.group(0)
-        if text in seen:
-            continue
-        seen.add(text)
         start = int(match.group("start"))
         end = int(match.group("end") or start)
         path = match.group("path")
         if path is not None:
-            found.append(_file_citation(text, path, start, end, root, repo_root))
-        else:
-            chunk_id = match.group("chunk")
-            output = chunks.get(chunk_id)
-            resolved = output is not None and _in_range(start, end, _line_count(output))
-            found.append(
-                Citation(
-                    text=text,
-                    kind="chunk",
-                    resolved=resolved,
-                    start_line=start,
-                    end_line=end,
-                    chunk_id=chunk_id,
-                )
+            found.append(_file_citation(text, path, start, end, files, repo_root))
+            continue
+        chunk_id = match.group("chunk")
+        output = chunks.get(chunk_id)
+        resolved = output is not None and _in_range(start, end, _line_count(output))
+        found.append(
+            Citation(
+                text=text,
+                kind="chunk",
+                resolved=resolved,
+                start_line=start,
+                end_line=end,
+                chunk_id=chunk_id,
             )
+        )
     return found
 
 
 def _file_citation(
-    text: str, raw_path: str, start: int, end: int, root: Path, repo_root: Path
+    text: str,
+    raw_path: str,
+    start: int,
+    end: int,
+    files: Mapping[str, bytes | None],
+    repo_root: Path,
 ) -> Citation:
     rel = _normalise(raw_path)
-    resolved = False
-    uri: str | None = None
-    if rel is not None:
-        target = root.joinpath(*PurePosixPath(rel).parts)
-        if _inside(target, root) and target.is_file():
-            try:
-                count = _line_count(target.read_bytes())
-            except OSError:
-                count = 0
-            resolved = _in_range(start, end, count)
-        if resolved:
-            uri = repo_root.absolute().joinpath(*PurePosixPath(rel).parts).as_uri()
+    content = files.get(rel) if rel is not None else None
+    resolved = content is not None and _in_range(start, end, _line_count(content))
+    uri = None
+    if resolved and rel is not None:
+        uri = repo_root.absolute().joinpath(*PurePosixPath(rel).parts).as_uri()
     return Citation(
         text=text,
         kind="file",
@@ -106,15 +124,6 @@ def _normalise(raw: str) -> str | None:
     if clean == "." or first == ".." or first == ".git":
         return None
     return clean
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """True when ``path`` (symlinks followed) stays within ``root`` (already resolved)."""
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):
-        return False
-    return real == root or root in real.parents
 
 
 def _line_count(data: str | bytes) -> int:

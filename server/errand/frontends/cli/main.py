@@ -8,13 +8,16 @@ import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from errand import __version__
 from errand.config.settings import Settings
-from errand.engine.engine import EngineError, TaskEngine
+from errand.engine.engine import TaskEngine
+from errand.engine.errors import EngineError
 from errand.models import Model, create_model
 from errand.wire.protocol import DelegateParams
+from errand.workspace.apply import read_current, write_plan
 
 
 def model_factory(settings: Settings) -> Model:
@@ -235,13 +238,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- inspection ------------------------------------------------------------------------
 
 
-async def _with_engine(args: argparse.Namespace, fn: object) -> int:
+async def _with_engine(
+    args: argparse.Namespace, fn: Callable[[TaskEngine], Awaitable[int]], *, read_only: bool
+) -> int:
+    """Run ``fn`` on an engine over the data folder. A read-only one changes nothing in
+    the store: it shows a live server's running tasks as running."""
     settings = load_settings(args)
     engine = TaskEngine(settings, model_factory=model_factory)
-    await engine.start()
+    await engine.start(read_only=read_only)
     try:
-        result: int = await fn(engine)  # type: ignore[operator]
-        return result
+        return await fn(engine)
     except EngineError as exc:
         print(f"errand: {exc}", file=sys.stderr)
         return 2
@@ -262,7 +268,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return asyncio.run(_with_engine(args, body))
+    return asyncio.run(_with_engine(args, body, read_only=True))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -274,7 +280,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         render_task(task, diff)
         return 0
 
-    return asyncio.run(_with_engine(args, body))
+    return asyncio.run(_with_engine(args, body, read_only=True))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -283,50 +289,30 @@ def cmd_diff(args: argparse.Namespace) -> int:
         sys.stdout.write(diff)
         return 0
 
-    return asyncio.run(_with_engine(args, body))
+    return asyncio.run(_with_engine(args, body, read_only=True))
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from errand.workspace.apply import ApplyRefused, read_current
-
     async def body(engine: TaskEngine) -> int:
         task = engine.get_task(args.task_id)
         root = Path(task.repository or ".")
-
-        current = read_current(root)
-
-        try:
-            plan = await engine.plan_apply(args.task_id, args.attempt, args.files or None, current)
-        except ApplyRefused as exc:
-            print(f"errand: {exc}", file=sys.stderr)
-            return 2
-        if plan.conflicts:
-            print("errand: not applied, nothing was written; conflicts:")
+        plan = await engine.plan_apply(
+            args.task_id, args.attempt, args.files or None, read_current(root)
+        )
+        refusal = plan.refusal()
+        if refusal is not None:
+            print(f"errand: not applied: {refusal}")
             for conflict in plan.conflicts:
                 print(f"  {conflict}")
             return 1
-        for change in plan.changes:
-            if change.old_path:
-                (root / change.old_path).unlink()
-            target = root / change.path
-            if change.new_text is None:
-                target.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(change.new_text.encode("utf-8", "surrogateescape"))
-        for rel, data in plan.binary_writes:
-            if data is None:
-                (root / rel).unlink(missing_ok=True)
-            else:
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                (root / rel).write_bytes(data)
+        await asyncio.to_thread(write_plan, root, plan)
         await engine.mark_applied(args.task_id)
         print(f"applied {len(plan.files)} file(s): {', '.join(plan.files)}")
         if plan.merged:
             print(f"merged with your changes: {', '.join(plan.merged)}")
         return 0
 
-    return asyncio.run(_with_engine(args, body))
+    return asyncio.run(_with_engine(args, body, read_only=False))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

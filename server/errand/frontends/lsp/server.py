@@ -18,22 +18,20 @@ from pygls.lsp.server import LanguageServer
 
 from errand import __version__
 from errand.config.settings import Settings
-from errand.engine.engine import BadArguments, EngineError, ModelFactory, TaskEngine
+from errand.engine.engine import ModelFactory, TaskEngine
+from errand.engine.errors import BadArguments, EngineError
 from errand.frontends.lsp.edits import build_workspace_edit, workspace_edit_to_json
 from errand.frontends.lsp.messages import REQUEST_FAILED, clip
 from errand.frontends.lsp.protocol import ErrandProtocol, serve_stdio
 from errand.wire import protocol
 from errand.wire.arguments import InvalidArguments, find_lone_surrogate, parse_params
 from errand.wire.protocol import TERMINAL_STATUSES, TaskLog, TaskSummary
-from errand.workspace.apply import ApplyRefused, CurrentFile, read_current
-from errand.workspace.git import GitError
+from errand.workspace.apply import CurrentFile, read_current, write_binaries
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=msgspec.Struct)
 MAX_ERROR = 2000
 """Characters of a command's error message."""
-MAX_REF_PART = 250
-"""Bytes of one part of a branch name: git stores it as a file, plus ``.lock``."""
 
 
 class JsonRpcRequestFailed(JsonRpcException):
@@ -186,7 +184,7 @@ def _command(
                 result = await fn(ls, params)
             except BadArguments as exc:
                 raise JsonRpcInvalidParams(message=clip(f"{name}: {exc}", MAX_ERROR)) from None
-            except (EngineError, ApplyRefused) as exc:
+            except EngineError as exc:
                 raise JsonRpcRequestFailed(message=clip(f"{name}: {exc}", MAX_ERROR)) from None
             return protocol.to_wire(result)
 
@@ -272,26 +270,17 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
     async def get_diff(ls: ErrandServer, params: protocol.GetDiffParams) -> msgspec.Struct:
         engine = await ls.require_engine()
         diff, files, attempt = await engine.get_diff(params.task_id, params.attempt)
-        task = engine.get_task(params.task_id)
-        root = Path(task.repository or ".")
+        root = Path(engine.get_task(params.task_id).repository or ".")
         current = read_current(root, ls.current_files())
-        if task.attempts[attempt - 1].status == "completed":
-            # The edit Apply would send now: against the current files, merged with
-            # the user's edits, conflicts left out.
-            plan = await engine.plan_apply(params.task_id, attempt, None, current)
-            edit = build_workspace_edit(root, plan.changes, plan.versions)
-            conflicts, merged = plan.conflicts, plan.merged
-        else:
-            changes = await engine.file_changes(params.task_id, attempt)
-            edit = build_workspace_edit(root, changes, {})
-            conflicts, merged = [], []
+        _, plan = await engine.preview(params.task_id, attempt, current)
+        edit = build_workspace_edit(root, plan.changes, plan.versions)
         return protocol.GetDiffResult(
             diff=diff,
             edit=workspace_edit_to_json(edit),
             attempt=attempt,
             files=files,
-            conflicts=conflicts,
-            merged=merged,
+            conflicts=plan.conflicts,
+            merged=plan.merged,
         )
 
     @_command(server, protocol.CMD_GET_LOG, protocol.GetLogParams)
@@ -327,17 +316,7 @@ def create_server(settings: Settings, model_factory: ModelFactory) -> ErrandServ
         ls: ErrandServer, params: protocol.CreateBranchParams
     ) -> msgspec.Struct:
         engine = await ls.require_engine()
-        for part in (params.branch or "").split("/"):
-            size = len(part.encode("utf-8"))
-            if size > MAX_REF_PART:
-                raise BadArguments(
-                    f"branch: the part {clip(part, 40)!r} is {size} bytes long in UTF-8; "
-                    f"each part between '/' may have at most {MAX_REF_PART} (a file name)"
-                )
-        try:
-            made = await engine.create_branch(params.task_id, params.attempt, params.branch)
-        except GitError as exc:
-            raise EngineError(f"git refused to create the branch: {exc}") from None
+        made = await engine.create_branch(params.task_id, params.attempt, params.branch)
         return protocol.CreateBranchResult(branch=made.branch, commit=made.commit)
 
     return server
@@ -352,32 +331,12 @@ async def apply_attempt(
             applied=False, reason="this client does not support workspace/applyEdit"
         )
     task = engine.get_task(params.task_id)
-    if params.files is not None:
-        changed = {f.path for f in engine.attempt_state(params.task_id, params.attempt).info.files}
-        unknown = sorted(set(params.files) - changed)
-        if unknown:
-            raise BadArguments(
-                f"files not changed by this attempt: {', '.join(unknown)}; "
-                f"changed files are: {', '.join(sorted(changed)) or 'none'}"
-            )
     root = Path(task.repository or ".")
     current = read_current(root, ls.current_files())
     plan = await engine.plan_apply(params.task_id, params.attempt, params.files, current)
-    if plan.conflicts:
-        return protocol.ApplyResult(
-            applied=False,
-            conflicts=plan.conflicts,
-            reason="files changed in the workspace conflict with the task's changes; "
-            "nothing was written",
-        )
-    if not plan.changes and not plan.binary_writes:
-        if plan.already:
-            return protocol.ApplyResult(
-                applied=False,
-                reason="every change of this attempt is already in the workspace; "
-                "nothing was left to apply",
-            )
-        return protocol.ApplyResult(applied=False, reason="the attempt changed no files")
+    refusal = plan.refusal()
+    if refusal is not None:
+        return protocol.ApplyResult(applied=False, conflicts=plan.conflicts, reason=refusal)
     if plan.changes:
         edit = build_workspace_edit(root, plan.changes, plan.versions)
         try:
@@ -396,12 +355,6 @@ async def apply_attempt(
                 reason=getattr(response, "failure_reason", None)
                 or "the editor refused the edit; nothing was written",
             )
-    for rel, data in plan.binary_writes:
-        target = root / rel
-        if data is None:
-            target.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+    await asyncio.to_thread(write_binaries, root, plan)
     await engine.mark_applied(params.task_id)
     return protocol.ApplyResult(applied=True, files=plan.files, merged=plan.merged)
