@@ -23,13 +23,13 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from errand.frontends.lsp.edits import (
-    FileChange,
-    apply_text_edits,
+from errand.frontends.lsp.text_edits import apply_text_edits
+from errand.frontends.lsp.workspace_edit import (
     build_workspace_edit,
     path_to_uri,
     workspace_edit_to_json,
 )
+from errand.workspace.results import FileChange
 
 FILES = 500
 CHANGED_LINES = 10_000

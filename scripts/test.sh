@@ -13,6 +13,8 @@ echo "== ruff" >&2
 .venv/bin/ruff format --check server tests bench
 echo "== mypy" >&2
 .venv/bin/mypy
+echo "== lint-imports (the layers of ARCHITECTURE.md)" >&2
+.venv/bin/lint-imports
 echo "== pytest" >&2
 .venv/bin/pytest -q -p no:cacheprovider "$@"
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from errand.frontends.lsp.edits import apply_text_edits
+from errand.frontends.lsp.text_edits import apply_text_edits
 
 
 def _plain(value: Any) -> Any:

@@ -1,20 +1,19 @@
-"""Settings: defaults, then the environment, then the client's initialization options.
+"""Settings: defaults, then the environment, then the client's initialization options
+(or the command line), each overriding the one before.
 
-Bad values never stop the server: they are reported and the previous value is kept.
+One table, :data:`FIELDS`, says for every setting its environment variable, its
+initialization option and its command-line flag, and how a value is checked. Bad
+values never stop the server: each is reported and the previous value is kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import msgspec
-
-from errand.wire.protocol import InitOptions, Usage
 
 APIS = ("responses", "chat")
 SANDBOXES = ("bwrap", "docker", "none")
@@ -27,27 +26,21 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """USD per million tokens; cost is shown only when input and output are set."""
+    """USD per million tokens; cost is known only when input and output are set."""
 
     input: float | None = None
     cached_input: float | None = None
     output: float | None = None
 
-    def usage(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Usage:
-        cost = None
-        if self.input is not None and self.output is not None:
-            cached_rate = self.cached_input if self.cached_input is not None else self.input
-            cost = (
-                (input_tokens - cached_tokens) * self.input
-                + cached_tokens * cached_rate
-                + output_tokens * self.output
-            ) / 1_000_000
-        return Usage(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            cost_usd=cost,
-        )
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> float | None:
+        if self.input is None or self.output is None:
+            return None
+        cached_rate = self.cached_input if self.cached_input is not None else self.input
+        return (
+            (input_tokens - cached_tokens) * self.input
+            + cached_tokens * cached_rate
+            + output_tokens * self.output
+        ) / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,99 +67,72 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
         env = os.environ if env is None else env
         raw: dict[str, Any] = {}
-        if env.get("ERRAND_DATA_DIR"):
-            raw["data_dir"] = env["ERRAND_DATA_DIR"]
-        for key, name in (
-            ("model", "ERRAND_MODEL"),
-            ("api", "ERRAND_API"),
-            ("sandbox", "ERRAND_SANDBOX"),
-            ("max_parallel", "ERRAND_MAX_PARALLEL"),
-            ("max_steps", "ERRAND_MAX_STEPS"),
-            ("max_wall_seconds", "ERRAND_MAX_WALL_SECONDS"),
-            ("max_tokens", "ERRAND_MAX_TOKENS"),
-            ("context_tokens", "ERRAND_CONTEXT_TOKENS"),
-            ("command_timeout_seconds", "ERRAND_COMMAND_TIMEOUT_SECONDS"),
-            ("max_frame_bytes", "ERRAND_MAX_FRAME_BYTES"),
-            ("max_disk_bytes", "ERRAND_MAX_DISK_BYTES"),
-        ):
-            if env.get(name):
-                raw[key] = env[name]
-        prices = {
-            key: env[name]
-            for key, name in (
-                ("input", "ERRAND_PRICE_INPUT"),
-                ("cached_input", "ERRAND_PRICE_CACHED_INPUT"),
-                ("output", "ERRAND_PRICE_OUTPUT"),
-            )
-            if env.get(name)
-        }
-        if prices:
-            raw["prices"] = prices
+        for spec in FIELDS:
+            if spec.name == "prices":
+                prices = {key: env[name] for key, name in PRICE_ENV.items() if env.get(name)}
+                if prices:
+                    raw["prices"] = prices
+            elif spec.env and env.get(spec.env):
+                raw[spec.name] = env[spec.env]
         return cls().with_values(raw, source="environment")
 
     def with_init_options(self, options: object) -> tuple[Settings, list[str]]:
+        """Apply ``initializationOptions`` (an object keyed by option names)."""
         if options is None:
             return self, []
-        try:
-            parsed = msgspec.convert(options, InitOptions, strict=False)
-        except msgspec.ValidationError as exc:
-            return self, [f"initializationOptions ignored: {exc}"]
-        values = {
-            "model": parsed.model,
-            "api": parsed.api,
-            "sandbox": parsed.sandbox,
-            "max_parallel": parsed.max_parallel,
-            "max_steps": parsed.max_steps,
-            "max_wall_seconds": parsed.max_wall_seconds,
-            "max_tokens": parsed.max_tokens,
-            "context_tokens": parsed.context_tokens,
-            "command_timeout_seconds": parsed.command_timeout_seconds,
-            "max_disk_bytes": parsed.max_disk_bytes,
-            "data_dir": parsed.data_dir,
-            "prices": msgspec.to_builtins(parsed.prices) if parsed.prices else None,
-        }
-        return self.with_values(
-            {k: v for k, v in values.items() if v is not None}, source="initializationOptions"
-        )
+        if not isinstance(options, Mapping):
+            return self, [f"initializationOptions ignored: expected an object, not {options!r}"]
+        names = {spec.option: spec.name for spec in FIELDS if spec.option}
+        unknown = sorted(str(key) for key in options if key not in names)
+        raw = {names[key]: value for key, value in options.items() if key in names}
+        raw = {key: value for key, value in raw.items() if value is not None}
+        settings, problems = self.with_values(raw, source="initializationOptions")
+        if unknown:
+            problems.append(f"initializationOptions: unknown option(s) {', '.join(unknown)}")
+        return settings, problems
 
     def with_values(self, raw: Mapping[str, Any], *, source: str) -> tuple[Settings, list[str]]:
-        """Apply ``raw`` field by field; return the new settings and one problem
-        message per value that was rejected."""
+        """Apply ``raw`` (values by field name) field by field; return the new settings
+        and one problem message per value that was rejected."""
         problems: list[str] = []
         changes: dict[str, Any] = {}
         for key, value in raw.items():
+            spec = BY_NAME.get(key)
             try:
-                changes[key] = _validate(key, value)
+                if spec is None:
+                    raise ValueError(f"unknown setting {key!r}")
+                changes[key] = spec.check(key, value)
             except ValueError as exc:
-                problems.append(f"{source}: {exc}; keeping {getattr(self, key)!r}")
+                problems.append(f"{source}: {exc}; keeping {getattr(self, key, None)!r}")
         return dataclasses.replace(self, **changes), problems
 
 
-_POSITIVE_INTS = {
-    "max_parallel": (1, 64),
-    "max_steps": (1, 10_000),
-    "max_wall_seconds": (1, 7 * 24 * 3600),
-    "max_tokens": (1, 1 << 40),
-    "context_tokens": (1000, 1 << 30),
-    "command_timeout_seconds": (1, 24 * 3600),
-    "max_frame_bytes": (1024, 1 << 31),
-    "max_disk_bytes": (1 << 20, 1 << 50),
-}
+# --- how values are checked ------------------------------------------------------------
+
+Check = Callable[[str, Any], Any]
 
 
-def _validate(key: str, value: Any) -> Any:
-    if key == "data_dir":
-        return Path(str(value)).expanduser()
-    if key == "api":
-        if value not in APIS:
-            raise ValueError(f"api must be one of {', '.join(APIS)}, not {value!r}")
-        return value
-    if key == "sandbox":
-        if value not in SANDBOXES:
-            raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {value!r}")
-        return value
-    if key in _POSITIVE_INTS:
-        low, high = _POSITIVE_INTS[key]
+def _path(key: str, value: Any) -> Path:
+    return Path(str(value)).expanduser()
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a non-empty string")
+    return value.strip()
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    return check
+
+
+def _whole(low: int, high: int) -> Check:
+    def check(key: str, value: Any) -> int:
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -174,21 +140,154 @@ def _validate(key: str, value: Any) -> Any:
         if not low <= number <= high:
             raise ValueError(f"{key} must be between {low} and {high}, not {number}")
         return number
-    if key == "prices":
-        try:
-            values = {k: None if v is None else float(v) for k, v in dict(value).items()}
-            prices = Prices(**{_snake(k): v for k, v in values.items()})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"prices must be numbers (USD per million tokens): {exc}") from None
-        if any(v is not None and v < 0 for v in (prices.input, prices.cached_input, prices.output)):
-            raise ValueError("prices can't be negative")
-        return prices
-    if key == "model":
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key} must be a non-empty string")
-        return value.strip()
-    raise ValueError(f"unknown setting {key!r}")
+
+    return check
+
+
+def _prices(key: str, value: Any) -> Prices:
+    try:
+        values = {_snake(k): None if v is None else float(v) for k, v in dict(value).items()}
+        prices = Prices(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"prices must be numbers (USD per million tokens): {exc}") from None
+    if any(v is not None and v < 0 for v in (prices.input, prices.cached_input, prices.output)):
+        raise ValueError("prices can't be negative")
+    return prices
 
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+# --- the table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    """The :class:`Settings` attribute."""
+    env: str | None
+    option: str | None
+    """The initialization option (camelCase), as :class:`errand.wire.protocol.InitOptions`
+    declares it."""
+    flag: str | None
+    check: Check
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+
+PRICE_ENV = {
+    "input": "ERRAND_PRICE_INPUT",
+    "cached_input": "ERRAND_PRICE_CACHED_INPUT",
+    "output": "ERRAND_PRICE_OUTPUT",
+}
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        name="data_dir",
+        env="ERRAND_DATA_DIR",
+        option="dataDir",
+        flag="--data-dir",
+        check=_path,
+        help="errand's data folder",
+    ),
+    Field(
+        name="model",
+        env="ERRAND_MODEL",
+        option="model",
+        flag="--model",
+        check=_text,
+        help="model name",
+    ),
+    Field(
+        name="api",
+        env="ERRAND_API",
+        option="api",
+        flag="--api",
+        check=_one_of(APIS),
+        help="OpenAI API",
+        choices=APIS,
+    ),
+    Field(
+        name="sandbox",
+        env="ERRAND_SANDBOX",
+        option="sandbox",
+        flag="--sandbox",
+        check=_one_of(SANDBOXES),
+        help="sandbox backend",
+        choices=SANDBOXES,
+    ),
+    Field(
+        name="max_parallel",
+        env="ERRAND_MAX_PARALLEL",
+        option="maxParallel",
+        flag="--max-parallel",
+        check=_whole(1, 64),
+        help="attempts running at once",
+    ),
+    Field(
+        name="max_steps",
+        env="ERRAND_MAX_STEPS",
+        option="maxSteps",
+        flag="--max-steps",
+        check=_whole(1, 10_000),
+        help="model turns per attempt",
+    ),
+    Field(
+        name="max_wall_seconds",
+        env="ERRAND_MAX_WALL_SECONDS",
+        option="maxWallSeconds",
+        flag="--max-wall-seconds",
+        check=_whole(1, 7 * 24 * 3600),
+        help="wall time per attempt",
+    ),
+    Field(
+        name="max_tokens",
+        env="ERRAND_MAX_TOKENS",
+        option="maxTokens",
+        flag="--max-tokens",
+        check=_whole(1, 1 << 40),
+        help="input + output tokens per attempt",
+    ),
+    Field(
+        name="context_tokens",
+        env="ERRAND_CONTEXT_TOKENS",
+        option="contextTokens",
+        flag="--context-tokens",
+        check=_whole(1000, 1 << 30),
+        help="conversation size at which old outputs are trimmed",
+    ),
+    Field(
+        name="command_timeout_seconds",
+        env="ERRAND_COMMAND_TIMEOUT_SECONDS",
+        option="commandTimeoutSeconds",
+        flag="--command-timeout-seconds",
+        check=_whole(1, 24 * 3600),
+        help="time cap per command",
+    ),
+    Field(
+        name="max_disk_bytes",
+        env="ERRAND_MAX_DISK_BYTES",
+        option="maxDiskBytes",
+        flag="--max-disk-bytes",
+        check=_whole(1 << 20, 1 << 50),
+        help="bytes an attempt may write into its copy",
+    ),
+    Field(
+        name="prices",
+        env=None,
+        option="prices",
+        flag=None,
+        check=_prices,
+        help="USD per million tokens (ERRAND_PRICE_*)",
+    ),
+    Field(
+        name="max_frame_bytes",
+        env="ERRAND_MAX_FRAME_BYTES",
+        option=None,
+        flag=None,
+        check=_whole(1024, 1 << 31),
+        help="largest LSP message errand serve reads",
+    ),
+)
+BY_NAME = {spec.name: spec for spec in FIELDS}

@@ -39,7 +39,7 @@ from errand.hosts.base import AttemptHost, HostPool, ShellOptions
 from errand.hosts.quota import DiskQuota, DiskQuotaExceeded, within_quota
 from errand.models.base import Model, ModelError, SystemMsg, UserMsg
 from errand.sandbox.base import SandboxUnavailable
-from errand.wire.protocol import Status
+from errand.wire.protocol import Status, Usage
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,12 @@ class AttemptRun:
 
         def on_step(p: AgentProgress) -> None:
             info.steps = p.steps
-            info.usage = settings.prices.usage(p.input_tokens, p.output_tokens, p.cached_tokens)
+            info.usage = Usage(
+                input_tokens=p.input_tokens,
+                output_tokens=p.output_tokens,
+                cached_tokens=p.cached_tokens,
+                cost_usd=settings.prices.cost(p.input_tokens, p.output_tokens, p.cached_tokens),
+            )
             self.state.touch()
 
         try:

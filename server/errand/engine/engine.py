@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 from errand.agent.tools import CommandRecord
 from errand.config.paths import DataPaths
 from errand.config.settings import Settings
+from errand.engine import review
 from errand.engine.attempt import AttemptRun, Context, ModelFactory
 from errand.engine.errors import BadArguments, EngineError, UnknownTask
 from errand.engine.journal import EngineListener, Journal
@@ -29,7 +30,6 @@ from errand.engine.state import (
     AttemptState,
     TaskState,
     default_attempt,
-    default_branch_name,
     make_title,
     now_iso,
 )
@@ -47,16 +47,10 @@ from errand.wire.protocol import (
     TaskLog,
     TaskSummary,
 )
-from errand.workspace.apply import ApplyPlan, ApplyRefused, CurrentFile, plan_apply
+from errand.workspace.apply import ApplyPlan, CurrentFile
 from errand.workspace.branch import (
-    BadBranchName,
-    BranchError,
     BranchResult,
-    check_branch_name,
-    create_branch,
 )
-from errand.workspace.git import GitError
-from errand.workspace.results import load_changes, read_blob
 from errand.workspace.snapshot import SNAPSHOT_REF_PREFIX, delete_refs, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -192,20 +186,9 @@ class TaskEngine:
     async def preview(
         self, task_id: str, attempt: int | None, current: Callable[[str], CurrentFile]
     ) -> tuple[int, ApplyPlan]:
-        """What Apply would write now, for a completed attempt (merged with the user's
-        edits, conflicts left out and listed); for any other, its changes against the
-        snapshot. Returns the attempt's number and the plan."""
+        """What getDiff shows: see :func:`errand.engine.review.preview`."""
         target = self.attempt_state(task_id, attempt)
-        number = target.info.attempt
-        if target.info.status == "completed":
-            return number, await self.plan_apply(task_id, number, None, current)
-        snapshot = self._state(task_id).record.snapshot
-        if snapshot is None or target.result_tree is None:
-            return number, ApplyPlan()
-        changes = await asyncio.to_thread(
-            load_changes, snapshot.mirror, snapshot.tree, target.result_tree, target.info.files
-        )
-        return number, ApplyPlan(changes=changes)
+        return target.info.attempt, await review.preview(self._state(task_id), target, current)
 
     async def plan_apply(
         self,
@@ -214,34 +197,8 @@ class TaskEngine:
         files: list[str] | None,
         current: Callable[[str], CurrentFile],
     ) -> ApplyPlan:
-        state = self._state(task_id)
         target = self.attempt_state(task_id, attempt)
-        if target.info.status != "completed":
-            raise EngineError(
-                f"attempt {target.info.attempt} of task {task_id} is {target.info.status}; "
-                "only a completed attempt can be applied"
-            )
-        snapshot, tree = state.record.snapshot, target.result_tree
-        if snapshot is None or tree is None:
-            raise EngineError(f"task {task_id} has no recorded result to apply")
-        info = target.info
-
-        def plan() -> ApplyPlan:
-            changes = load_changes(snapshot.mirror, snapshot.tree, tree, info.files)
-            return plan_apply(
-                snapshot.repo_root,
-                changes,
-                [f for f in info.files if f.binary],
-                files,
-                current,
-                lambda path: read_blob(snapshot.mirror, snapshot.tree, path),
-                lambda path: read_blob(snapshot.mirror, tree, path),
-            )
-
-        try:
-            return await asyncio.to_thread(plan)
-        except ApplyRefused as exc:
-            raise BadArguments(str(exc)) from None
+        return await review.plan(self._state(task_id), target, files, current)
 
     async def mark_applied(self, task_id: str) -> None:
         state = self._tasks.get(task_id)
@@ -255,41 +212,8 @@ class TaskEngine:
     async def create_branch(
         self, task_id: str, attempt: int | None, branch: str | None
     ) -> BranchResult:
-        """Commit an attempt's changes onto HEAD as a new local branch."""
-        state = self._state(task_id)
         target = self.attempt_state(task_id, attempt)
-        if target.info.status != "completed":
-            raise EngineError(
-                f"attempt {target.info.attempt} of task {task_id} is {target.info.status}; "
-                "only a completed attempt can become a branch"
-            )
-        snapshot, tree = state.record.snapshot, target.result_tree
-        if snapshot is None or tree is None:
-            raise EngineError(f"task {task_id} has no recorded result")
-        if not target.info.files:
-            raise EngineError(f"attempt {target.info.attempt} of task {task_id} changed no files")
-        name = branch or default_branch_name(state.record.title, task_id)
-        try:
-            check_branch_name(name)
-        except BadBranchName as exc:
-            raise BadArguments(str(exc)) from None
-        message = f"{state.record.title}\n\n{target.info.report or ''}".strip() + "\n"
-        try:
-            return await asyncio.to_thread(
-                lambda: create_branch(
-                    repo_root=snapshot.repo_root,
-                    mirror=snapshot.mirror,
-                    snapshot_commit=snapshot.commit,
-                    result_tree=tree,
-                    head=snapshot.head,
-                    branch=name,
-                    message=message,
-                )
-            )
-        except BranchError as exc:
-            raise EngineError(str(exc)) from None
-        except GitError as exc:
-            raise EngineError(f"git refused to create the branch: {exc}") from None
+        return await review.branch(self._state(task_id), target, branch)
 
     # --- changing ------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 
+from errand.config.settings import APIS
 from errand.models.base import Model, ModelError
 
 
@@ -34,7 +35,7 @@ def create_model(
 
         responses: Model = ResponsesModel(client, model)
         return responses
-    raise ModelError(f"unknown model API {api!r}; use 'responses' or 'chat'")
+    raise ModelError(f"unknown model API {api!r}; use one of {', '.join(APIS)}")
 
 
 def _api_key_or_placeholder(base_url: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from errand.config.settings import SANDBOXES
 from errand.sandbox.base import (
     ExecResult,
     Limits,
@@ -13,7 +14,7 @@ from errand.sandbox.base import (
     SandboxUnavailable,
 )
 
-BACKENDS = ("bwrap", "docker", "none")
+BACKENDS = SANDBOXES
 
 __all__ = [
     "BACKENDS",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 import msgspec.inspect as mi
 
-from errand.frontends.lsp.messages import clip, format_path
+from errand.wire.words import clip, format_path
 
 P = TypeVar("P", bound=msgspec.Struct)
 

@@ -56,9 +56,9 @@ def test_repo_config_parses_and_rejects_unknown_keys() -> None:
 
 
 def test_cost_only_with_prices() -> None:
-    assert Prices().usage(1000, 100, 500).cost_usd is None
-    usage = Prices(input=2.0, cached_input=0.5, output=8.0).usage(1_000_000, 100_000, 400_000)
-    assert usage.cost_usd == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.1 * 8.0)
+    assert Prices().cost(1000, 100, 500) is None
+    cost = Prices(input=2.0, cached_input=0.5, output=8.0).cost(1_000_000, 100_000, 400_000)
+    assert cost == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 0.1 * 8.0)
     settings, problems = Settings.from_env(
         {"ERRAND_PRICE_INPUT": "1.25", "ERRAND_PRICE_OUTPUT": "10"}
     )

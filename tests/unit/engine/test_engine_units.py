@@ -24,8 +24,16 @@ def test_settings_from_env_and_bad_values_keep_defaults() -> None:
     assert settings.model == "m" and settings.api == "chat"
     assert settings.max_parallel == Settings().max_parallel
     assert problems and "max_parallel must be a whole number" in problems[0]
-    settings, problems = settings.with_init_options({"sandbox": "vm", "maxParallel": 2})
-    assert problems  # the whole options object is refused with a reason
+    settings, problems = settings.with_init_options({"sandbox": "vm", "maxParallel": 3})
+    # Each bad value is refused with a reason; the good ones apply.
+    assert problems == [
+        "initializationOptions: sandbox must be one of bwrap, docker, none, not 'vm'; "
+        "keeping 'bwrap'"
+    ]
+    assert settings.sandbox == "bwrap" and settings.max_parallel == 3
+    _, problems = settings.with_init_options({"colour": "red", "maxSteps": "x"})
+    assert problems[-1] == "initializationOptions: unknown option(s) colour"
+    assert "max_steps must be a whole number" in problems[0]
     settings, problems = settings.with_init_options({"maxParallel": 2, "api": "responses"})
     assert problems == [] and settings.max_parallel == 2 and settings.api == "responses"
 

@@ -1,4 +1,5 @@
-"""errand.frontends.lsp.edits: file changes <-> LSP WorkspaceEdit."""
+"""errand.frontends.lsp (positions, text_edits, workspace_edit): file changes <-> LSP
+WorkspaceEdit."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from lsprotocol.converters import get_converter
 
-from errand.frontends.lsp import edits
-from errand.frontends.lsp.edits import (
-    FileChange,
-    apply_text_edits,
+from errand.frontends.lsp import text_edits as edits
+from errand.frontends.lsp.positions import LineIndex
+from errand.frontends.lsp.text_edits import apply_text_edits, text_edits
+from errand.frontends.lsp.workspace_edit import (
     build_workspace_edit,
     path_to_uri,
-    text_edits,
     workspace_edit_to_json,
 )
+from errand.workspace.results import FileChange
 
 ROOT = Path("/work space/répo")
 
@@ -287,7 +288,7 @@ def test_edits_are_trimmed_to_what_differs(pair: tuple[str, str]) -> None:
     """No edit starts or ends with text it leaves unchanged, except the "\r" or "\n" of a
     "\r\n" that a range may not split."""
     base, new = pair
-    index = edits._LineIndex(base)
+    index = LineIndex(base)
     for e in text_edits(base, new):
         start, end = index.offset(e.range.start), index.offset(e.range.end)
         old, rep = base[start:end], e.new_text

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from errand.wire.words import clip, format_path
+
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
@@ -34,7 +36,6 @@ MAX_DEPTH: Final = 128
 """Deepest nesting of arrays and objects accepted in a message."""
 MAX_INT_DIGITS: Final = 4300
 """Python's own limit for converting digits to an int."""
-MAX_MESSAGE: Final = 2000
 """Characters of an error message sent to the client or written to the log."""
 _RECOVERY_TOKENS: Final = 1_000_000
 
@@ -67,13 +68,6 @@ class Refusal:
     @property
     def answered(self) -> bool:
         return self.kind in ("request", "invalid")
-
-
-def clip(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 def error_response(msg_id: MsgId | None, code: int, message: str) -> dict[str, Any]:
@@ -226,20 +220,6 @@ def find_bad_value(value: Any) -> tuple[list[str | int], str] | None:
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             stack.extend((child, [*path, key]) for key, child in pairs)
     return None
-
-
-def format_path(path: list[str | int]) -> str:
-    """``path`` as ``a.b[0].c``, at most 12 steps of it."""
-    out = ""
-    if len(path) > 12:
-        return f"{format_path(path[:8])}…({len(path) - 8} more levels)"
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            shown = clip(part, 60)
-            out += f".{shown}" if out else shown
-    return out or "the message"
 
 
 # --- recovering the id of a message that can't be parsed ---------------------------

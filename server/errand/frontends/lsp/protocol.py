@@ -36,6 +36,7 @@ from pygls.protocol.json_rpc import (
 
 from errand.frontends.lsp import messages as m
 from errand.frontends.lsp.stream import FrameError, FrameReader
+from errand.wire.words import clip
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class ErrandProtocol(LanguageServerProtocol):
             if is_request:
                 self.refuse(m.Refusal(message["id"], m.INVALID_PARAMS, text, method, "request"))
             else:
-                log.info("ignored notification %s", m.clip(text, 300))
+                log.info("ignored notification %s", clip(text, 300))
             return
         if method == types.INITIALIZE:
             self.initialize_seen = True
@@ -128,7 +129,7 @@ class ErrandProtocol(LanguageServerProtocol):
             return "params.command must be a string naming the command"
         if command not in self.fm.commands:
             known = ", ".join(sorted(self.fm.commands))
-            return f"unknown command {m.clip(repr(command), 100)}; the commands are: {known}"
+            return f"unknown command {clip(repr(command), 100)}; the commands are: {known}"
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, list):
             return f"{command}: arguments must be a list holding one object, not {_kind(arguments)}"
@@ -141,7 +142,7 @@ class ErrandProtocol(LanguageServerProtocol):
         msg_id = message["id"]
         future = self._request_futures.get(msg_id)
         if future is None:
-            log.info("ignored a response to unknown request %s", m.clip(repr(msg_id), 80))
+            log.info("ignored a response to unknown request %s", clip(repr(msg_id), 80))
             return
         kind = (
             types.ResponseErrorMessage
@@ -153,9 +154,9 @@ class ErrandProtocol(LanguageServerProtocol):
         except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds
             self._request_futures.pop(msg_id, None)
             text = f"the client's answer is invalid: {describe_structure_error(exc)}"
-            log.info("response %s refused: %s", m.clip(repr(msg_id), 80), m.clip(text, 300))
+            log.info("response %s refused: %s", clip(repr(msg_id), 80), clip(text, 300))
             if not future.done():
-                future.set_exception(JsonRpcException(m.clip(text), m.INVALID_PARAMS))
+                future.set_exception(JsonRpcException(clip(text), m.INVALID_PARAMS))
             return
         self.handle_message(structured)
 
@@ -168,12 +169,12 @@ class ErrandProtocol(LanguageServerProtocol):
             refusal.kind if refusal.msg_id is None else f"{refusal.kind} {refusal.msg_id!r}"[:100],
             refusal.method or "",
             refusal.code,
-            m.clip(refusal.message, 300),
+            clip(refusal.message, 300),
         )
         if refusal.kind == "response" and refusal.msg_id is not None:
             future = self._request_futures.pop(refusal.msg_id, None)
             if future is not None and not future.done():
-                future.set_exception(JsonRpcException(m.clip(refusal.message), refusal.code))
+                future.set_exception(JsonRpcException(clip(refusal.message), refusal.code))
         if refusal.answered:
             self._send_data(m.error_response(refusal.msg_id, refusal.code, refusal.message))
 
@@ -188,7 +189,7 @@ class ErrandProtocol(LanguageServerProtocol):
                     "refused request %s: %d %s",
                     repr(msg_id)[:80],
                     exc.code,
-                    m.clip(exc.message, 300),
+                    clip(exc.message, 300),
                 )
                 self._send_data(m.error_response(msg_id, exc.code, exc.message))
                 return
@@ -198,9 +199,9 @@ class ErrandProtocol(LanguageServerProtocol):
 def describe_structure_error(exc: Exception) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
         lines = cattrs.transform_error(exc, path="$")
-        return m.clip("; ".join(lines), 500)
+        return clip("; ".join(lines), 500)
     cause = exc.__cause__ or exc
-    return m.clip(f"{type(cause).__name__}: {cause}", 500)
+    return clip(f"{type(cause).__name__}: {cause}", 500)
 
 
 def _kind(value: Any) -> str:
