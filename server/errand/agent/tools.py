@@ -78,6 +78,21 @@ class CommandRecord:
     timed_out: bool
     started_at: float
 
+    @classmethod
+    def of(
+        cls, chunk_id: str, command: str, result: ExecResult, started_at: float
+    ) -> CommandRecord:
+        """The record of ``command``, run as ``chunk_id`` from ``started_at`` (epoch s)."""
+        return cls(
+            chunk_id=chunk_id,
+            command=command,
+            exit_code=result.exit_code,
+            duration_ms=result.duration_ms,
+            output=result.output,
+            timed_out=result.timed_out,
+            started_at=started_at,
+        )
+
 
 class Recorder(Protocol):
     """Where the toolbox reports each command as it starts, streams and ends."""
@@ -175,16 +190,7 @@ class Toolbox:
             timeout_s=timeout_s,
             on_output=lambda text: self._recorder.command_output(chunk_id, text),
         )
-        record = CommandRecord(
-            chunk_id=chunk_id,
-            command=args.command,
-            exit_code=result.exit_code,
-            duration_ms=result.duration_ms,
-            output=result.output,
-            timed_out=result.timed_out,
-            started_at=started,
-        )
-        self._recorder.command_finished(record)
+        self._recorder.command_finished(CommandRecord.of(chunk_id, args.command, result, started))
         note = ""
         if result.timed_out:
             note = f"note: killed after {timeout_s:g}s timeout\n"

@@ -48,17 +48,7 @@ async def run_setup(
             timeout_s=timeout_s,
             on_output=lambda text: recorder.command_output(chunk_id, text),
         )
-    recorder.command_finished(
-        CommandRecord(
-            chunk_id=chunk_id,
-            command=setup.script,
-            exit_code=result.exit_code,
-            duration_ms=result.duration_ms,
-            output=result.output,
-            timed_out=result.timed_out,
-            started_at=started,
-        )
-    )
+    recorder.command_finished(CommandRecord.of(chunk_id, setup.script, result, started))
     if result.exit_code != 0:
         raise SetupFailed(
             f"setup script failed with exit code {result.exit_code} (log: {chunk_id})"

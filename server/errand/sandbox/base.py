@@ -6,6 +6,7 @@ lazily by :func:`errand.sandbox.open_sandbox`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ class Limits:
     max_processes: int = 256
     max_memory_bytes: int = 2 << 30
     max_file_bytes: int = 1 << 30
+
+    def with_timeout(self, timeout_s: float | None) -> Limits:
+        """These limits, with the command's own wall-time cap when it asks for one."""
+        return self if timeout_s is None else dataclasses.replace(self, timeout_s=timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

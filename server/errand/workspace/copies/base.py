@@ -61,6 +61,17 @@ class CopyProvider(Protocol):
         ...
 
 
+class Unmounted:
+    """For kinds of copy that hold nothing between attempts (no mount): reopening and
+    releasing have nothing to do."""
+
+    def reopen(self, copy: TaskCopy) -> None:
+        return None
+
+    def release(self, copy: TaskCopy) -> None:
+        return None
+
+
 class CopyUnavailable(RuntimeError):
     """This kind of copy cannot be made here; the message says why."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from errand.workspace import git
 from errand.workspace.copies.base import (
     TaskCopy,
+    Unmounted,
     init_copy_git,
     make_removable,
     mirror_env,
@@ -18,7 +19,7 @@ from errand.workspace.copies.base import (
 from errand.workspace.snapshot import Snapshot
 
 
-class CheckoutCopies:
+class CheckoutCopies(Unmounted):
     """A full checkout of the snapshot into a fresh folder."""
 
     kind = "checkout"
@@ -32,12 +33,6 @@ class CheckoutCopies:
         git.run(["checkout-index", "--all", "--force", "--index"], cwd=dest, env=env)
         init_copy_git(snapshot, dest, index)
         return TaskCopy(dest, index, self.kind)
-
-    def reopen(self, copy: TaskCopy) -> None:
-        return None
-
-    def release(self, copy: TaskCopy) -> None:
-        return None
 
     def remove(self, copy: TaskCopy) -> None:
         make_removable(copy.path)

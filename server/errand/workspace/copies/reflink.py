@@ -12,6 +12,7 @@ from errand.config.paths import DataPaths
 from errand.workspace.copies.base import (
     CopyUnavailable,
     TaskCopy,
+    Unmounted,
     index_path,
     refuse_existing,
     tree_bytes,
@@ -21,7 +22,7 @@ from errand.workspace.copies.mounts import rmtree
 from errand.workspace.snapshot import Snapshot
 
 
-class ReflinkCopies:
+class ReflinkCopies(Unmounted):
     """``cp --reflink=always`` of the shared base: blocks are shared until written."""
 
     kind = "reflink"
@@ -54,12 +55,6 @@ class ReflinkCopies:
             self.remove(TaskCopy(dest, index_path(dest), self.kind))
             raise
         return TaskCopy(dest, index, self.kind)
-
-    def reopen(self, copy: TaskCopy) -> None:
-        return None
-
-    def release(self, copy: TaskCopy) -> None:
-        return None
 
     def remove(self, copy: TaskCopy) -> None:
         rmtree(copy.path)
