@@ -138,6 +138,9 @@ async def test_stale_apply_is_refused_and_writes_nothing(tmp_path: Path, replay:
         before = tree_fingerprint(repo)
         preview = await client.command("errand.getDiff", {"taskId": task_id})
         assert [c.split(":")[0] for c in preview["conflicts"]] == ["calc.py"]
+        (detail,) = preview["conflictDetails"]
+        assert detail["path"] == "calc.py" and "overlap" in detail["reason"]
+        assert preview["conflicts"] == [f"calc.py: {detail['reason']}"]
         edited = {
             op["textDocument"]["uri"] for op in preview["edit"]["documentChanges"] if "edits" in op
         }
@@ -145,6 +148,7 @@ async def test_stale_apply_is_refused_and_writes_nothing(tmp_path: Path, replay:
         result = await client.command("errand.apply", {"taskId": task_id})
         assert result["applied"] is False
         assert any("calc.py" in c for c in result["conflicts"])
+        assert [c["path"] for c in result["conflictDetails"]] == ["calc.py"]
         assert "nothing was written" in result["reason"]
         assert client.apply_requests == []
         assert tree_fingerprint(repo) == before

@@ -101,7 +101,7 @@ export class DiffCache implements vscode.Disposable {
     for (const [entryKey, diff] of this.settled) {
       const covers =
         diff.changes.some((c) => c.uri === key || c.oldUri === key) ||
-        (diff.result.conflicts ?? []).some((m) => uri.path.endsWith(`/${m.split(": ")[0] ?? ""}`));
+        (diff.result.conflictDetails ?? []).some((c) => uri.path.endsWith(`/${c.path}`));
       if (covers) {
         tasks.add(entryKey.slice(0, entryKey.lastIndexOf("#")));
       }

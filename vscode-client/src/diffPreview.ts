@@ -5,7 +5,7 @@
 import * as vscode from "vscode";
 import { conflictChoices } from "./choices";
 import type { DiffCache } from "./diffCache";
-import { parseConflicts, type Conflict, type FileChange } from "./edits";
+import { conflictsOf, type Conflict, type FileChange } from "./edits";
 import { offer } from "./notify";
 import { proposedUri } from "./proposedDocuments";
 
@@ -60,8 +60,7 @@ export async function previewDiff(
   const { result, changes } = await diffs.refresh(taskId, attempt);
   const attemptNumber = result.attempt ?? attempt ?? 1;
   const files = result.files ?? [];
-  const paths = files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path]));
-  let conflicts = parseConflicts(result.conflicts ?? [], paths);
+  let conflicts = conflictsOf(result);
   let shown = changes;
   let binaries = files.filter((f) => f.binary && !conflicts.some((c) => c.path === f.path || c.path === f.oldPath));
   if (path) {

@@ -172,24 +172,15 @@ export function touchedUris(edit: WorkspaceEdit): string[] {
     .map((c) => c.uri);
 }
 
-/** One file errand.getDiff left out of its edit, with the server's reason. */
+/** One file errand.getDiff or errand.apply left out, with the server's reason. */
 export interface Conflict {
   /** The file's path relative to the repository (as in FileStat.path / oldPath). */
   path: string;
-  /** The server's whole message, e.g. `a.py: changed in the workspace since …`. */
+  /** What to show: `<path>: <reason>`. */
   message: string;
 }
 
-/**
- * Reads getDiff's / apply's conflict messages (`<path>: <why>`). `paths` are the
- * attempt's changed files (new and old paths); the longest one that prefixes a
- * message names its file, so a path containing `: ` still parses.
- */
-export function parseConflicts(messages: readonly string[], paths: readonly string[]): Conflict[] {
-  const known = [...paths].sort((a, b) => b.length - a.length);
-  return messages.map((message) => {
-    const match = known.find((p) => message.startsWith(`${p}: `));
-    const path = match ?? message.split(": ")[0] ?? message;
-    return { path, message };
-  });
+/** The conflicts of a getDiff or apply result, from their typed form (`conflictDetails`). */
+export function conflictsOf(result: { conflictDetails?: readonly { path: string; reason: string }[] }): Conflict[] {
+  return (result.conflictDetails ?? []).map((c) => ({ path: c.path, message: `${c.path}: ${c.reason}` }));
 }

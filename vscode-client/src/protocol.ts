@@ -29,9 +29,17 @@ export interface ApplyParams {
 export interface ApplyResult {
   applied: boolean;
   conflicts?: string[];
+  conflictDetails?: Conflict[];
   reason?: string | null;
   files?: string[];
   merged?: string[];
+}
+/**
+ * A file whose current content conflicts with an attempt's change to it.
+ */
+export interface Conflict {
+  path: string;
+  reason: string;
 }
 export interface Attempt {
   attempt: number;
@@ -125,6 +133,7 @@ export interface GetDiffResult {
   attempt?: number;
   files?: FileStat[];
   conflicts?: string[];
+  conflictDetails?: Conflict[];
   merged?: string[];
 }
 export interface GetLogParams {

@@ -280,6 +280,13 @@ class GetTaskResult(Wire):
     task: Task
 
 
+class Conflict(Wire):
+    """A file whose current content conflicts with an attempt's change to it."""
+
+    path: str
+    reason: str
+
+
 class GetDiffResult(Wire):
     diff: str
     edit: dict[str, Any]
@@ -287,8 +294,9 @@ class GetDiffResult(Wire):
     attempt: int = 1
     files: list[FileStat] = msgspec.field(default_factory=list)
     conflicts: list[str] = msgspec.field(default_factory=list)
-    """Files whose current content conflicts with the attempt's changes; left out of
-    ``edit``."""
+    """Files whose current content conflicts with the attempt's changes, left out of
+    ``edit``: ``conflictDetails`` as ``path: reason`` lines."""
+    conflict_details: list[Conflict] = msgspec.field(default_factory=list)
     merged: list[str] = msgspec.field(default_factory=list)
     """Files changed in the workspace since the task started; their edits in ``edit``
     are the three-way merge that Apply would write."""
@@ -301,6 +309,8 @@ class GetLogResult(Wire):
 class ApplyResult(Wire):
     applied: bool
     conflicts: list[str] = msgspec.field(default_factory=list)
+    """``conflictDetails`` as ``path: reason`` lines."""
+    conflict_details: list[Conflict] = msgspec.field(default_factory=list)
     reason: str | None = None
     files: list[str] = msgspec.field(default_factory=list)
     merged: list[str] = msgspec.field(default_factory=list)

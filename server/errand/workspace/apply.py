@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from errand.wire.protocol import FileStat
+from errand.wire.protocol import Conflict, FileStat
 from errand.workspace import git
 from errand.workspace.results import FileChange
 
@@ -36,7 +36,7 @@ class CurrentFile:
 class ApplyPlan:
     changes: list[FileChange] = field(default_factory=list)
     versions: dict[str, int | None] = field(default_factory=dict)
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
     binary_writes: list[tuple[str, bytes | None]] = field(default_factory=list)
     """(path, new bytes or None to delete) for binary files, written after the edit."""
     merged: list[str] = field(default_factory=list)
@@ -48,6 +48,10 @@ class ApplyPlan:
     @property
     def files(self) -> list[str]:
         return [c.path for c in self.changes] + [p for p, _ in self.binary_writes]
+
+    def conflict_lines(self) -> list[str]:
+        """Each conflict in one line, ``path: reason``."""
+        return [f"{c.path}: {c.reason}" for c in self.conflicts]
 
     def refusal(self) -> str | None:
         """Why nothing should be written, or None when the plan can be applied."""
@@ -96,7 +100,7 @@ def plan_apply(
         if outcome is None:
             plan.already.append(change.path)
             continue
-        if isinstance(outcome, str):
+        if isinstance(outcome, Conflict):
             plan.conflicts.append(outcome)
             continue
         if outcome is not change:
@@ -123,33 +127,39 @@ def plan_apply(
 
 def _reconcile(
     change: FileChange, current: Callable[[str], CurrentFile]
-) -> FileChange | str | None:
-    """The change to apply now, a conflict message, or None when the file is already
-    as the attempt leaves it."""
+) -> FileChange | Conflict | None:
+    """The change to apply now, a conflict, or None when the file is already as the
+    attempt leaves it."""
     if _already(change, current):
         return None
     if change.change == "added":
         state = current(change.path)
         if state.exists and state.text != change.new_text:
-            return f"{change.path}: a different file was created there since the task started"
+            return Conflict(
+                path=change.path, reason="a different file was created there since the task started"
+            )
         return change
     source = change.old_path or change.path
     state = current(source)
     if not state.exists:
-        return f"{source}: deleted in the workspace since the task started"
+        return Conflict(path=source, reason="deleted in the workspace since the task started")
     if change.change == "renamed" and current(change.path).exists:
-        return f"{change.path}: rename target already exists in the workspace"
+        return Conflict(path=change.path, reason="rename target already exists in the workspace")
     if state.text == change.base_text:
         return change
     if change.change == "deleted":
-        return f"{source}: changed in the workspace since the task started, and the task deletes it"
+        return Conflict(
+            path=source,
+            reason="changed in the workspace since the task started, and the task deletes it",
+        )
     assert state.text is not None and change.base_text is not None
     assert change.new_text is not None
     merged = merge_texts(state.text, change.base_text, change.new_text)
     if merged is None:
-        return (
-            f"{source}: changed in the workspace since the task started, "
-            "and the changes overlap (three-way merge conflict)"
+        return Conflict(
+            path=source,
+            reason="changed in the workspace since the task started, "
+            "and the changes overlap (three-way merge conflict)",
         )
     return FileChange(
         path=change.path,
@@ -187,16 +197,17 @@ def _binary_conflict(
     binary: FileStat,
     current: Callable[[str], CurrentFile],
     base_blob: Callable[[str], bytes | None],
-) -> str | None:
+) -> Conflict | None:
     target = current(binary.path)
     if binary.change == "added":
-        return f"{binary.path}: already exists in the workspace" if target.exists else None
+        exists = Conflict(path=binary.path, reason="already exists in the workspace")
+        return exists if target.exists else None
     source = binary.old_path or binary.path
     base = base_blob(source)
     state = current(source)
     expected = None if base is None else base.decode("utf-8", "surrogateescape")
     if not state.exists or state.text != expected:
-        return f"{source}: changed in the workspace since the task started"
+        return Conflict(path=source, reason="changed in the workspace since the task started")
     return None
 
 

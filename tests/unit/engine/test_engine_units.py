@@ -142,10 +142,11 @@ def test_apply_plan_refuses_stale_files_and_unknown_selections(tmp_path: Path) -
         no_blob,
         no_blob,
     )
-    assert plan.conflicts == [
+    assert plan.conflict_lines() == [
         "a.txt: changed in the workspace since the task started, "
         "and the changes overlap (three-way merge conflict)",
         "n.txt: rename target already exists in the workspace",
     ]
+    assert [c.path for c in plan.conflicts] == ["a.txt", "n.txt"]
     with pytest.raises(ApplyRefused, match="not changed by this attempt: zzz"):
         plan_apply(tmp_path, changes, [], ["zzz"], _current({}), no_blob, no_blob)

@@ -81,4 +81,4 @@ def test_a_different_file_is_still_a_conflict(tmp_path: Path) -> None:
         {**BEFORE, "add.txt": b"other\n", "m.txt": b"b\n"}, tmp_path, ["add.txt", "m.txt"]
     )
     assert result.already == []
-    assert [c.split(":")[0] for c in result.conflicts] == ["m.txt", "add.txt"]
+    assert [c.path for c in result.conflicts] == ["m.txt", "add.txt"]

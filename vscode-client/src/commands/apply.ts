@@ -1,7 +1,7 @@
 // Taking a task's result: Apply, Apply Files… and Create Branch….
 import * as vscode from "vscode";
 import { conflictChoices } from "../choices";
-import { parseConflicts, type Conflict } from "../edits";
+import { conflictsOf, type Conflict } from "../edits";
 import { offer } from "../notify";
 import type { ApplyResult, FileStat } from "../protocol";
 import { TASKS, withAttempt, type Target } from "../target";
@@ -22,7 +22,7 @@ function appliedMessage(title: string, result: ApplyResult, files?: string[]): s
 }
 
 /** Nothing was written: says which files conflict and offers the ways on. */
-async function offerConflicts(deps: CommandDeps, target: Target, title: string, conflicts: string[], files?: string[]): Promise<void> {
+async function offerConflicts(deps: CommandDeps, target: Target, title: string, conflicts: readonly Conflict[], files?: string[]): Promise<void> {
   // Apply Files… helps when other files of the attempt do not conflict.
   const detail = await deps.details.get(target.taskId).catch(() => undefined);
   const chosen = detail?.attempts?.find((a) => (target.attempt !== undefined ? a.attempt === target.attempt : a.status === "completed"));
@@ -30,7 +30,7 @@ async function offerConflicts(deps: CommandDeps, target: Target, title: string, 
   const what = conflicts.length === 1 ? "Conflict" : `${conflicts.length} conflicts`;
   await offer(
     "warning",
-    `errand: \u201c${title}\u201d was not applied; nothing was written. ${what}: ${conflicts.join("; ")}`,
+    `errand: \u201c${title}\u201d was not applied; nothing was written. ${what}: ${conflicts.map((c) => c.message).join("; ")}`,
     conflictChoices(target, others),
   );
 }
@@ -47,7 +47,7 @@ async function apply(deps: CommandDeps, target: Target, files?: string[]): Promi
     () => deps.api.apply(withAttempt({ taskId: target.taskId, ...(files ? { files } : {}) }, attempt)),
   );
   deps.diffs.forget(target.taskId);
-  const conflicts = result.conflicts ?? [];
+  const conflicts = conflictsOf(result);
   if (result.applied) {
     void vscode.window.showInformationMessage(appliedMessage(title, result, files));
   } else if (conflicts.length > 0) {
@@ -102,7 +102,7 @@ export async function applyFiles(deps: CommandDeps, arg: unknown): Promise<void>
     void vscode.window.showInformationMessage(`errand: \u201c${titleOf(deps, target.taskId)}\u201d changes no files.`);
     return;
   }
-  const conflicts = parseConflicts(result.conflicts ?? [], files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path])));
+  const conflicts = conflictsOf(result);
   const picked = await vscode.window.showQuickPick(fileRows(files, conflicts, new Set(result.merged ?? [])), {
     canPickMany: true,
     placeHolder:

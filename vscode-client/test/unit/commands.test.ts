@@ -99,7 +99,11 @@ test("Discard asks first, then forgets everything this window kept about the tas
 });
 
 test("Apply refused for conflicts: the choices run their commands on the task and attempt", async () => {
-  const { deps, calls } = fakeDeps({ applied: false, conflicts: ["a.py: changed in the workspace since the task started"] });
+  const { deps, calls } = fakeDeps({
+    applied: false,
+    conflicts: ["a.py: changed in the workspace since the task started"],
+    conflictDetails: [{ path: "a.py", reason: "changed in the workspace since the task started" }],
+  });
   registerCommands(deps);
   user.answer = () => "Apply Files\u2026";
   await recorded.registered.get("errand.applyTask")?.({ taskId: "t1" });

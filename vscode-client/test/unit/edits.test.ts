@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applyTextEdits, fileChanges, parseConflicts, proposedContent, touchedUris } from "../../src/edits";
+import { applyTextEdits, conflictsOf, fileChanges, proposedContent, touchedUris } from "../../src/edits";
 
 const at = (line: number, character: number) => ({ line, character });
 const edit = (sl: number, sc: number, el: number, ec: number, newText: string) => ({
@@ -89,18 +89,17 @@ test("fileChanges keeps the buffer version each file's edits were made against",
   );
 });
 
-test("conflict messages name their file, even a path with a colon in it", () => {
-  const conflicts = parseConflicts(
-    [
-      "README.md: changed in the workspace since the task started, and the changes overlap (three-way merge conflict)",
-      "notes: v2.txt: deleted in the workspace since the task started",
-      "other.py: already has this change (applied before?)",
+test("conflicts come from their typed form, even a path with a colon in it", () => {
+  const conflicts = conflictsOf({
+    conflictDetails: [
+      { path: "README.md", reason: "changed in the workspace since the task started, and the changes overlap (three-way merge conflict)" },
+      { path: "notes: v2.txt", reason: "deleted in the workspace since the task started" },
     ],
-    ["README.md", "notes: v2.txt", "notes"],
-  );
+  });
   assert.deepEqual(
     conflicts.map((c) => c.path),
-    ["README.md", "notes: v2.txt", "other.py"],
+    ["README.md", "notes: v2.txt"],
   );
-  assert.match(conflicts[0]?.message ?? "", /three-way merge conflict/);
+  assert.equal(conflicts[1]?.message, "notes: v2.txt: deleted in the workspace since the task started");
+  assert.deepEqual(conflictsOf({}), []);
 });

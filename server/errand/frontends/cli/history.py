@@ -80,7 +80,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         refusal = plan.refusal()
         if refusal is not None:
             print(f"errand: not applied: {refusal}")
-            for conflict in plan.conflicts:
+            for conflict in plan.conflict_lines():
                 print(f"  {conflict}")
             return 1
         await asyncio.to_thread(write_plan, root, plan)

@@ -35,7 +35,12 @@ async def apply_attempt(
     plan = await engine.plan_apply(params.task_id, params.attempt, params.files, current)
     refusal = plan.refusal()
     if refusal is not None:
-        return protocol.ApplyResult(applied=False, conflicts=plan.conflicts, reason=refusal)
+        return protocol.ApplyResult(
+            applied=False,
+            conflicts=plan.conflict_lines(),
+            conflict_details=plan.conflicts,
+            reason=refusal,
+        )
     if plan.changes:
         edit = build_workspace_edit(root, plan.changes, plan.versions)
         try:

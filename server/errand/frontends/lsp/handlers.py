@@ -58,7 +58,8 @@ async def get_diff(ls: ErrandServer, params: p.GetDiffParams) -> msgspec.Struct:
         edit=workspace_edit_to_json(edit),
         attempt=attempt,
         files=files,
-        conflicts=plan.conflicts,
+        conflicts=plan.conflict_lines(),
+        conflict_details=plan.conflicts,
         merged=plan.merged,
     )
 
