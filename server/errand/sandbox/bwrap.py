@@ -20,9 +20,9 @@ Layout inside the sandbox (built fresh for every command):
   network namespace holding only a loopback device unless ``spec.network``. Nested user
   namespaces are disabled, every capability is dropped, ``--new-session`` stops TIOCSTI
   and ``--die-with-parent`` ties the sandbox to the server.
-* The environment is an allowlist (:func:`errand.sandbox.process.sandbox_env`).
+* The environment is an allowlist (:func:`errand.sandbox.env.sandbox_env`).
 * The command runs as ``bash -lc`` with the sandbox's ``PATH`` restored after the login
-  profile (:func:`errand.sandbox.process.shell_argv`).
+  profile (:func:`errand.sandbox.env.shell_argv`).
 
 Caps: wall time, output and process-group kill come from :mod:`errand.sandbox.process`;
 ``prlimit`` inside the sandbox sets RLIMIT_DATA/FSIZE/NPROC (NPROC counts per user
@@ -42,12 +42,8 @@ from pathlib import Path
 
 from errand.sandbox import cgroup
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import (
-    CommandRunner,
-    rlimit_argv,
-    sandbox_env,
-    shell_argv,
-)
+from errand.sandbox.env import sandbox_env, shell_argv
+from errand.sandbox.process import CommandRunner, rlimit_argv
 
 log = logging.getLogger(__name__)
 
@@ -301,9 +297,7 @@ class BwrapSandbox:
         timeout_s: float | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult:
-        limits = self.spec.limits
-        if timeout_s is not None:
-            limits = dataclasses.replace(limits, timeout_s=timeout_s)
+        limits = self.spec.limits.with_timeout(timeout_s)
         return await self._runner.execute(
             self.argv(command, limits),
             env=sandbox_env(self.spec.env, home=HOME),

@@ -53,12 +53,8 @@ from requests import RequestException
 
 from errand.sandbox import owner
 from errand.sandbox.base import ExecResult, Limits, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import (
-    DEFAULT_PATH,
-    run_process,
-    sandbox_env,
-    shell_argv,
-)
+from errand.sandbox.env import DEFAULT_PATH, sandbox_env, shell_argv
+from errand.sandbox.process import run_process
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +187,7 @@ class DockerSandbox:
     ) -> ExecResult:
         if self._closed:
             raise RuntimeError("sandbox is closed")
-        limits = self.spec.limits
-        if timeout_s is not None:
-            limits = dataclasses.replace(limits, timeout_s=timeout_s)
+        limits = self.spec.limits.with_timeout(timeout_s)
         async with self._lock:
             if self._hand_over and self.spec.writable:
                 await asyncio.to_thread(_hand_over, self.spec.root, self._uid, self._gid)

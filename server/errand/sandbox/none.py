@@ -19,7 +19,8 @@ import os
 import shutil
 
 from errand.sandbox.base import ExecResult, OutputSink, SandboxSpec, SandboxUnavailable
-from errand.sandbox.process import CommandRunner, rlimit_argv, sandbox_env, shell_argv
+from errand.sandbox.env import sandbox_env, shell_argv
+from errand.sandbox.process import CommandRunner, rlimit_argv
 
 WARNING = "unsandboxed: ERRAND_SANDBOX=none runs the agent's commands directly on this machine"
 
@@ -62,9 +63,7 @@ class NoneSandbox:
         timeout_s: float | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult:
-        limits = self.spec.limits
-        if timeout_s is not None:
-            limits = dataclasses.replace(limits, timeout_s=timeout_s)
+        limits = self.spec.limits.with_timeout(timeout_s)
         uid = os.getuid()
         nproc = None if uid == 0 else _user_task_count(uid) + limits.max_processes
         return await self._runner.execute(

@@ -142,169 +142,180 @@ async def run_process(
     to implement ``close()``. ``on_kill`` is called whenever the group is killed, to
     kill what a backend tracks beyond the process group (a cgroup, a container).
     """
-    started = time.monotonic()
-    # Our own pipe rather than asyncio's: Process.wait() would otherwise also wait for the
-    # pipe to close, which a leftover grandchild can hold open indefinitely.
-    read_fd, write_fd = os.pipe()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=write_fd,
-            env=dict(env),
-            cwd=str(cwd),
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    loop = asyncio.get_running_loop()
-    stream = asyncio.StreamReader(limit=CHUNK_BYTES, loop=loop)
-    try:
-        pipe_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(stream, loop=loop),
-            os.fdopen(read_fd, "rb", buffering=0),
-        )
-    except BaseException:
-        _kill_group(proc.pid)
-        raise
-    pgid = proc.pid  # start_new_session: the child leads its own session and group
+    run = _Run(limits, on_output, on_kill)
+    await run.spawn(argv, env=env, cwd=cwd)
+    returncode = await run.supervise(stop)
+    return run.result(returncode)
 
-    def kill() -> None:
-        _kill_group(pgid)
-        if on_kill is not None:
-            on_kill()
 
-    capture = _Capture(max(0, limits.max_output_bytes))
-    hard_cap = max(1, limits.max_output_bytes) * OUTPUT_KILL_FACTOR
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    killed_reason: str | None = None
-    streamed = 0
-    cap_hit = False
+class _Run:
+    """The state of one :func:`run_process` call, and its steps: :meth:`spawn` the child,
+    :meth:`pump` its output, :meth:`supervise` it until it exits or is killed,
+    :meth:`drain` the pipe, and build the :meth:`result`."""
 
-    def deliver(data: bytes, final: bool = False) -> None:
-        text = decoder.decode(data, final)
-        if text and on_output is not None:
-            on_output(text)
+    proc: asyncio.subprocess.Process
+    stream: asyncio.StreamReader
+    pipe_transport: asyncio.ReadTransport
+    pgid: int
 
-    async def pump() -> None:
-        nonlocal killed_reason, streamed, cap_hit
+    def __init__(
+        self,
+        limits: Limits,
+        on_output: OutputSink | None,
+        on_kill: Callable[[], None] | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.limits = limits
+        self.on_output = on_output
+        self.on_kill = on_kill
+        self.capture = _Capture(max(0, limits.max_output_bytes))
+        self.hard_cap = max(1, limits.max_output_bytes) * OUTPUT_KILL_FACTOR
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.killed_reason: str | None = None
+        self.streamed = 0
+        self.cap_hit = False
+        self.timed_out = False
+
+    async def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str) -> None:
+        """Start the child as the leader of a new session, its output on a pipe we read."""
+        # Our own pipe rather than asyncio's: Process.wait() would otherwise also wait for the
+        # pipe to close, which a leftover grandchild can hold open indefinitely.
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                env=dict(env),
+                cwd=str(cwd),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        loop = asyncio.get_running_loop()
+        self.stream = stream = asyncio.StreamReader(limit=CHUNK_BYTES, loop=loop)
+        try:
+            self.pipe_transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(stream, loop=loop),
+                os.fdopen(read_fd, "rb", buffering=0),
+            )
+        except BaseException:
+            _kill_group(self.proc.pid)
+            raise
+        self.pgid = self.proc.pid  # start_new_session: the child leads its own session and group
+
+    def kill(self) -> None:
+        _kill_group(self.pgid)
+        if self.on_kill is not None:
+            self.on_kill()
+
+    def deliver(self, data: bytes, final: bool = False) -> None:
+        text = self.decoder.decode(data, final)
+        if text and self.on_output is not None:
+            self.on_output(text)
+
+    async def pump(self) -> None:
+        """Read the pipe to its end: capture, stream up to the hard cap, kill past it."""
         while True:
-            chunk = await stream.read(CHUNK_BYTES)
+            chunk = await self.stream.read(CHUNK_BYTES)
             if not chunk:
                 break
-            capture.add(chunk)
-            if streamed < hard_cap:
-                part = chunk[: hard_cap - streamed]
-                streamed += len(part)
-                deliver(part)
-            if capture.total > hard_cap and not cap_hit:
-                cap_hit = True
-                if killed_reason is None:
-                    killed_reason = "output cap"
-                kill()
-        deliver(b"", final=True)
+            self.capture.add(chunk)
+            if self.streamed < self.hard_cap:
+                part = chunk[: self.hard_cap - self.streamed]
+                self.streamed += len(part)
+                self.deliver(part)
+            if self.capture.total > self.hard_cap and not self.cap_hit:
+                self.cap_hit = True
+                if self.killed_reason is None:
+                    self.killed_reason = "output cap"
+                self.kill()
+        self.deliver(b"", final=True)
 
-    reader = asyncio.create_task(pump(), name=f"errand-output-{proc.pid}")
-    waiter = asyncio.create_task(proc.wait(), name=f"errand-wait-{proc.pid}")
-    stopper = asyncio.create_task(stop.wait()) if stop is not None else None
-    timed_out = False
-    try:
+    async def supervise(self, stop: asyncio.Event | None) -> int:
+        """Run the child to its end (exit, deadline or ``stop``), kill its group, drain
+        the pipe; the child's return code. On any exception, cancellation included, kill
+        the group, reap the child (for at most :data:`DRAIN_GRACE_S`) and re-raise."""
+        proc = self.proc
+        reader = asyncio.create_task(self.pump(), name=f"errand-output-{proc.pid}")
+        waiter = asyncio.create_task(proc.wait(), name=f"errand-wait-{proc.pid}")
+        stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+        try:
+            await self._watch(reader, waiter, stopper)
+            # Main process exited, or we are killing it: nothing in its group outlives it.
+            self.kill()
+            returncode = await waiter
+            await self.drain(reader)
+        except BaseException:
+            self.kill()
+            for task in (reader, waiter, stopper):
+                if task is not None:
+                    task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), DRAIN_GRACE_S)
+            raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if not reader.done():
+                reader.cancel()
+            self.pipe_transport.close()
+        return returncode
+
+    async def _watch(
+        self,
+        reader: asyncio.Task[None],
+        waiter: asyncio.Task[int],
+        stopper: asyncio.Task[Any] | None,
+    ) -> None:
+        """Wait until the main process exits, the wall-time cap is reached or ``stop`` is
+        set; an exception from ``on_output`` (raised in the reader) propagates."""
         watched: set[asyncio.Future[Any]] = {waiter, reader}
         if stopper is not None:
             watched.add(stopper)
-        deadline = started + limits.timeout_s
+        deadline = self.started + self.limits.timeout_s
         while not waiter.done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                timed_out = True
-                killed_reason = "timeout"
-                break
+                self.timed_out = True
+                self.killed_reason = "timeout"
+                return
             done, _ = await asyncio.wait(
                 watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
             if stopper is not None and stopper in done:
-                killed_reason = killed_reason or "sandbox closed"
-                break
+                self.killed_reason = self.killed_reason or "sandbox closed"
+                return
             if reader in done:
                 watched.discard(reader)
                 reader.result()  # re-raise an exception from on_output
-        # Main process exited, or we are killing it: nothing in its group outlives it.
-        kill()
-        returncode = await waiter
+
+    async def drain(self, reader: asyncio.Task[None]) -> None:
+        """Let the reader finish the pipe; abandon it after :data:`DRAIN_GRACE_S` (a
+        process that left the group may hold it open)."""
         try:
             await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
         except TimeoutError:
-            log.warning("output pipe of pid %d still open after exit; abandoning it", pgid)
+            log.warning("output pipe of pid %d still open after exit; abandoning it", self.pgid)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            deliver(b"", final=True)
-    except BaseException:
-        kill()
-        for task in (reader, waiter, stopper):
-            if task is not None:
-                task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), DRAIN_GRACE_S)
-        raise
-    finally:
-        if stopper is not None:
-            stopper.cancel()
-        if not reader.done():
-            reader.cancel()
-        pipe_transport.close()
+            self.deliver(b"", final=True)
 
-    exit_code = TIMEOUT_EXIT_CODE if timed_out else exit_code_of(returncode)
-    return ExecResult(
-        exit_code=exit_code,
-        output=capture.text(),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        timed_out=timed_out,
-        truncated=capture.truncated,
-        killed_reason=killed_reason,
-    )
-
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-SANDBOX_PATH_VAR = "ERRAND_SANDBOX_PATH"
-
-
-def shell_argv(command: str) -> list[str]:
-    """``bash -lc`` as the agent contract says, with the sandbox's ``PATH`` restored
-    after the login profile: Debian's ``/etc/profile`` resets ``PATH`` and would drop
-    the project's toolchain."""
-    return ["bash", "-lc", f'PATH="${{{SANDBOX_PATH_VAR}:-$PATH}}"\n{command}']
-
-
-def sandbox_env(extra: Mapping[str, str], *, home: str, path: str | None = None) -> dict[str, str]:
-    """The whole environment of a sandboxed command: a fixed allowlist plus ``extra``.
-
-    Nothing comes from the server's environment except ``PATH`` (so the project's
-    toolchain is found; relative and empty entries are dropped). No ``OPENAI_*`` variable,
-    token or any other parent variable can reach the command.
-    """
-    if path is None:
-        path = os.environ.get("PATH", DEFAULT_PATH)
-    clean_path = ":".join(p for p in path.split(":") if p.startswith("/")) or DEFAULT_PATH
-    env = {
-        "PATH": clean_path,
-        SANDBOX_PATH_VAR: clean_path,
-        "HOME": home,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TERM": "dumb",
-        "TMPDIR": "/tmp",
-        "PAGER": "cat",
-        "GIT_PAGER": "cat",
-    }
-    env.update(extra)
-    return env
+    def result(self, returncode: int) -> ExecResult:
+        exit_code = TIMEOUT_EXIT_CODE if self.timed_out else exit_code_of(returncode)
+        return ExecResult(
+            exit_code=exit_code,
+            output=self.capture.text(),
+            duration_ms=int((time.monotonic() - self.started) * 1000),
+            timed_out=self.timed_out,
+            truncated=self.capture.truncated,
+            killed_reason=self.killed_reason,
+        )
 
 
 class CommandRunner:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from errand.sandbox import Limits, cgroup
+from errand.sandbox import Limits, cgroup, cgroup_folders
 from support.processes import processes_gone
 
 SERVER = """
@@ -90,7 +90,7 @@ def named(token: str) -> list[int]:
 
 
 def lock_is_free(folder: Path) -> bool:
-    fd = cgroup._lock(folder)
+    fd = cgroup_folders.lock(folder)
     if fd is None:
         return False
     os.close(fd)
@@ -183,7 +183,7 @@ def test_a_server_never_reaps_its_own_commands(support: cgroup.Support) -> None:
     proc = subprocess.Popen(group.wrap(["sleep", "60"]))
     try:
         wait_for(lambda: bool(group._pids()), "the command to join its cgroup")
-        cgroup._reap_stale(support.pids.parent)
+        cgroup_folders.reap_stale(support.pids.parent)
         assert proc.poll() is None
         assert group.dirs[0].is_dir() and group.dirs[0].parent == support.pids
     finally:

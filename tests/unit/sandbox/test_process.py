@@ -18,13 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from errand.sandbox import Limits, SandboxSpec, open_sandbox
+from errand.sandbox.env import sandbox_env
 from errand.sandbox.process import (
     CUT_MARKER,
     TIMEOUT_EXIT_CODE,
     _Capture,
     exit_code_of,
     run_process,
-    sandbox_env,
 )
 from support.processes import processes_gone
 
@@ -200,7 +200,7 @@ def _named(token: str) -> list[int]:
 
 
 def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path: Path) -> None:
-    from errand.sandbox import cgroup
+    from errand.sandbox import cgroup, cgroup_folders
 
     support = cgroup.detect()
     if support is None:
@@ -219,7 +219,7 @@ def test_commands_left_by_a_killed_server_are_reaped_at_the_next_start(tmp_path:
         server.wait()
     # The none backend has no parent-death signal: the command outlives its server.
     assert pids_with(token)
-    cgroup._reap_stale(support.pids.parent)  # what the next server's start does
+    cgroup_folders.reap_stale(support.pids.parent)  # what the next server's start does
     deadline = time.monotonic() + 10
     while pids_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
