@@ -47,9 +47,29 @@ def collect_garbage(
       each repository, which stays warm for the next task, and any base (or base being
       built) touched within ``grace_s``.
     """
-    copies_dir = paths.copies
     live_set = {Path(p).resolve() for p in live}
     keep_mounted = {Path(p).resolve() for p in mounted}
+    unmounted = _unmount_idle(paths.copies, keep_mounted)
+    removed_copies, used_bases = _remove_orphaned_copies(paths.copies, live_set, grace_s)
+    _remove_stale_locks(paths.copies)
+    removed_bases: list[Path] = []
+    for repo in list_dir(paths.bases):
+        if repo.is_dir():
+            removed_bases += _remove_unused_bases(repo, used_bases, grace_s)
+            _remove_stale_temporaries(repo, grace_s)
+    if unmounted or removed_copies or removed_bases:
+        log.info(
+            "garbage: unmounted %d, removed %d copy entries and %d bases",
+            len(unmounted),
+            len(removed_copies),
+            len(removed_bases),
+        )
+    return GarbageReport(unmounted, removed_copies, removed_bases)
+
+
+def _unmount_idle(copies_dir: Path, keep_mounted: set[Path]) -> list[Path]:
+    """Unmount the copies under ``copies_dir`` that no process holds and that are not
+    in ``keep_mounted``; the mount points unmounted."""
     unmounted: list[Path] = []
     for point in mounts_under(copies_dir):
         if point.resolve() in keep_mounted or in_use(point):
@@ -59,7 +79,16 @@ def collect_garbage(
             unmounted.append(point)
         except OSError as exc:
             log.warning("could not unmount %s: %s", point, exc)
-    removed_copies: list[Path] = []
+    return unmounted
+
+
+def _remove_orphaned_copies(
+    copies_dir: Path, live_set: set[Path], grace_s: float
+) -> tuple[list[Path], set[Path]]:
+    """Remove the entries of copies that are not live and that no process holds (lock
+    files excepted, see :func:`_remove_stale_locks`), and old probe folders. Returns the
+    entries removed and the bases that the remaining copies use."""
+    removed: list[Path] = []
     used_bases: set[Path] = set()
     for entry in sorted(list_dir(copies_dir)):
         name = entry.name
@@ -84,43 +113,49 @@ def collect_garbage(
             rmtree(entry)
         else:
             entry.unlink(missing_ok=True)
-        removed_copies.append(entry)
+        removed.append(entry)
+    return removed, used_bases
+
+
+def _remove_stale_locks(copies_dir: Path) -> None:
+    """Remove the lock files of copies of which nothing else is left and no process
+    holds."""
     for entry in list_dir(copies_dir):
         stem = entry.name.removesuffix(".lock")
         parts = (entry.with_name(stem + suffix) for suffix in ("", ".layers", ".index"))
         stale = entry.name.endswith(".lock") and not any(os.path.lexists(p) for p in parts)
         if stale and not in_use(entry.with_name(stem)):
             entry.unlink(missing_ok=True)
-    removed_bases: list[Path] = []
-    for repo in list_dir(paths.bases):
-        if not repo.is_dir():
+
+
+def _remove_unused_bases(repo: Path, used_bases: set[Path], grace_s: float) -> list[Path]:
+    """Remove the bases of one repository that no copy uses, except the most recently
+    used one and those touched within ``grace_s``; the bases removed."""
+    bases = sorted(
+        (p for p in list_dir(repo) if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed: list[Path] = []
+    for base in bases[1:]:
+        if base.resolve() in used_bases or _young(base, grace_s):
             continue
-        bases = sorted(
-            (p for p in list_dir(repo) if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        for base in bases[1:]:
-            if base.resolve() in used_bases or _young(base, grace_s):
-                continue
-            rmtree(base)
-            base.with_name(base.name + ".index").unlink(missing_ok=True)
-            base.with_name(base.name + ".lock").unlink(missing_ok=True)
-            removed_bases.append(base)
-        for tmp in list_dir(repo):
-            if tmp.name.startswith(".tmp-") and not _young(tmp, grace_s):
-                if tmp.is_dir():
-                    rmtree(tmp)
-                else:
-                    tmp.unlink(missing_ok=True)
-    if unmounted or removed_copies or removed_bases:
-        log.info(
-            "garbage: unmounted %d, removed %d copy entries and %d bases",
-            len(unmounted),
-            len(removed_copies),
-            len(removed_bases),
-        )
-    return GarbageReport(unmounted, removed_copies, removed_bases)
+        rmtree(base)
+        base.with_name(base.name + ".index").unlink(missing_ok=True)
+        base.with_name(base.name + ".lock").unlink(missing_ok=True)
+        removed.append(base)
+    return removed
+
+
+def _remove_stale_temporaries(repo: Path, grace_s: float) -> None:
+    """Remove the ``.tmp-*`` entries of one repository's bases (a base being built)
+    not touched within ``grace_s``."""
+    for tmp in list_dir(repo):
+        if tmp.name.startswith(".tmp-") and not _young(tmp, grace_s):
+            if tmp.is_dir():
+                rmtree(tmp)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def _young(path: Path, grace_s: float) -> bool:
