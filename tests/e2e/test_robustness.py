@@ -589,6 +589,7 @@ async def test_a_second_apply_says_nothing_was_left_to_apply(
         assert again == {
             "applied": False,
             "conflicts": [],
+            "conflictDetails": [],
             "reason": "every change of this attempt is already in the workspace; "
             "nothing was left to apply",
             "files": [],
