@@ -29,7 +29,7 @@ from errand.frontends.lsp.workspace_edit import (
     path_to_uri,
     workspace_edit_to_json,
 )
-from errand.workspace.results import FileChange
+from errand.wire.changes import FileChange
 
 FILES = 500
 CHANGED_LINES = 10_000

@@ -250,6 +250,7 @@ def server_env(data_dir: Path, url: str, model: str, **extra: str) -> dict[str, 
         "ERRAND_API": "chat",
         "ERRAND_SANDBOX": "bwrap",
         "ERRAND_DATA_DIR": str(data_dir),
+        "ERRAND_DAEMON": "off",
         **extra,
     }
 

@@ -155,7 +155,8 @@ async def start_client(
         apply_workspace_edit(params.edit)
         return types.ApplyWorkspaceEditResult(applied=True)
 
-    full_env = {**os.environ, **env}
+    # The engine runs in the server process unless a test asks for the daemon.
+    full_env = {**os.environ, "ERRAND_DAEMON": "off", **env}
     await client.start_io(sys.executable, "-m", "errand.frontends.cli.main", "serve", env=full_env)
     await client.initialize_async(
         types.InitializeParams(

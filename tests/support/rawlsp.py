@@ -44,7 +44,7 @@ class RawServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env={**os.environ, **env},
+            env={**os.environ, "ERRAND_DAEMON": "off", **env},
         )
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self.responses: dict[Any, dict[str, Any]] = {}

@@ -190,6 +190,7 @@ export interface InitOptions {
   commandTimeoutSeconds?: number | null;
   maxDiskBytes?: number | null;
   dataDir?: string | null;
+  showAllTasks?: boolean | null;
   prices?: Prices | null;
 }
 /**
@@ -239,6 +240,7 @@ export interface Commands {
   "errand.discard": { params: TaskRef; result: Empty };
   "errand.createBranch": { params: CreateBranchParams; result: CreateBranchResult };
   "errand.getLog": { params: GetLogParams; result: GetLogResult };
+  "errand.resume": { params: TaskRef; result: DelegateResult };
 }
 
 export type CommandName = keyof Commands;

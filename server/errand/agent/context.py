@@ -57,3 +57,26 @@ def trim_tool_outputs(items: list[Item], *, budget_chars: int, keep_recent: int 
         items[index] = msgspec.structs.replace(item, output=shorter, trimmed=True)
         trimmed += 1
     return trimmed
+
+
+INTERRUPTED_CALL = (
+    "error: interrupted: errand stopped before this call finished, and its effect is not "
+    "known; look at the copy's state, and run it again if you still need it"
+)
+
+
+def close_dangling_calls(items: list[Item]) -> int:
+    """Answer the tool calls of the last assistant turn that have no result (the attempt
+    was interrupted while they ran), so the conversation can go on. Returns how many."""
+    last = next(
+        (i for i in range(len(items) - 1, -1, -1) if isinstance(items[i], AssistantMsg)), None
+    )
+    if last is None:
+        return 0
+    turn = items[last]
+    assert isinstance(turn, AssistantMsg)
+    answered = {item.call_id for item in items[last + 1 :] if isinstance(item, ToolResult)}
+    missing = [call for call in turn.tool_calls if call.id not in answered]
+    for call in missing:
+        items.append(ToolResult(call_id=call.id, name=call.name, output=INTERRUPTED_CALL))
+    return len(missing)

@@ -25,6 +25,11 @@ class DataPaths:
         return self.root / "errand.log"
 
     @property
+    def owner_lock(self) -> Path:
+        """Held by the one process that writes this data folder (see errand.engine.owner)."""
+        return self.root / "owner.lock"
+
+    @property
     def mirrors(self) -> Path:
         return self.root / "repos"
 

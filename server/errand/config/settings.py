@@ -17,6 +17,7 @@ from typing import Any
 
 APIS = ("responses", "chat")
 SANDBOXES = ("bwrap", "docker", "none")
+DAEMON_MODES = ("auto", "off")
 
 
 def default_data_dir() -> Path:
@@ -60,6 +61,12 @@ class Settings:
     prices: Prices = field(default_factory=Prices)
     max_frame_bytes: int = 64 << 20
     """Largest LSP message ``errand serve`` reads; larger ones are refused."""
+    daemon: str = "auto"
+    """``auto``: front ends use the data folder's daemon, starting one when none runs;
+    ``off``: the engine runs inside the front end (tests, special cases)."""
+    daemon_idle_seconds: int = 600
+    show_all_tasks: bool = False
+    """An editor window lists every task, not only those of its workspace folders."""
     base_url: str | None = None
     api_key: str | None = None
 
@@ -142,6 +149,17 @@ def _whole(low: int, high: int) -> Check:
         return number
 
     return check
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{key} must be true or false, not {value!r}")
 
 
 def _prices(key: str, value: Any) -> Prices:
@@ -289,5 +307,45 @@ FIELDS: tuple[Field, ...] = (
         check=_whole(1024, 1 << 31),
         help="largest LSP message errand serve reads",
     ),
+    Field(
+        name="daemon",
+        env="ERRAND_DAEMON",
+        option=None,
+        flag=None,
+        check=_one_of(DAEMON_MODES),
+        help="use errand's daemon (auto) or run the engine in the front end (off)",
+        choices=DAEMON_MODES,
+    ),
+    Field(
+        name="daemon_idle_seconds",
+        env="ERRAND_DAEMON_IDLE_SECONDS",
+        option=None,
+        flag=None,
+        check=_whole(1, 7 * 24 * 3600),
+        help="the daemon exits after this long with no attempt and no front end",
+    ),
+    Field(
+        name="show_all_tasks",
+        env="ERRAND_SHOW_ALL_TASKS",
+        option="showAllTasks",
+        flag=None,
+        check=_flag,
+        help="list every task, not only those of the window's folders",
+    ),
 )
 BY_NAME = {spec.name: spec for spec in FIELDS}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the environment variables that give them (for a process started
+    to hold them, such as the daemon)."""
+    env: dict[str, str] = {}
+    for spec in FIELDS:
+        value = getattr(settings, spec.name)
+        if spec.name == "prices":
+            for key, name in PRICE_ENV.items():
+                if getattr(value, key) is not None:
+                    env[name] = str(getattr(value, key))
+        elif spec.env and value is not None:
+            env[spec.env] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

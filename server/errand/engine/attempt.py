@@ -209,6 +209,8 @@ class AttemptRun:
                 cost_usd=settings.prices.cost(p.input_tokens, p.output_tokens, p.cached_tokens),
             )
             self.state.touch()
+            # Each turn is kept: an attempt whose daemon dies resumes from its last turn.
+            self.journal.save_progress(self.state, self.attempt)
 
         try:
             return await run_agent(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from errand.agent.context import close_dangling_calls
 from errand.agent.tools import CommandRecord
 from errand.config.paths import DataPaths
 from errand.config.settings import Settings
@@ -25,8 +26,10 @@ from errand.engine import review
 from errand.engine.attempt import AttemptRun, Context, ModelFactory
 from errand.engine.errors import BadArguments, EngineError, UnknownTask
 from errand.engine.journal import EngineListener, Journal
+from errand.engine.owner import Owner
 from errand.engine.records import TaskRecord
 from errand.engine.state import (
+    INTERRUPTED,
     AttemptState,
     TaskState,
     default_attempt,
@@ -37,6 +40,7 @@ from errand.engine.store import Store
 from errand.hosts.base import HostPool, HostRef
 from errand.hosts.local import LocalHosts
 from errand.models.base import UserMsg, decode_items
+from errand.wire.changes import ApplyPlan
 from errand.wire.protocol import (
     MAX_ATTEMPTS,
     TERMINAL_STATUSES,
@@ -47,7 +51,7 @@ from errand.wire.protocol import (
     TaskLog,
     TaskSummary,
 )
-from errand.workspace.apply import ApplyPlan, CurrentFile
+from errand.workspace.apply import CurrentFile
 from errand.workspace.branch import (
     BranchResult,
 )
@@ -79,6 +83,7 @@ class TaskEngine:
         self._background: set[asyncio.Task[Any]] = set()
         self._read_only = False
         self._ctx: Context | None = None
+        self._owner: Owner | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -95,6 +100,7 @@ class TaskEngine:
                 self.journal.store = await self.journal.db(Store, self.paths.store, read_only=True)
                 await self._load(recover=False)
             return
+        self._owner = Owner(self.paths.owner_lock)  # DataFolderBusy when another owns it
         hosts = self._hosts or LocalHosts(self.paths, self.settings.sandbox)
         self._hosts = hosts
         slots = asyncio.Semaphore(self.settings.max_parallel)
@@ -116,7 +122,7 @@ class TaskEngine:
                     attempt.host = self._hosts.restore(record.host)
                 state.attempts.append(attempt)
                 if recover and attempt.info.status not in TERMINAL_STATUSES:
-                    attempt.info.status, attempt.info.reason = "failed", "interrupted"
+                    attempt.info.status, attempt.info.reason = "failed", INTERRUPTED
                     attempt.info.finished_at = now_iso()
                     await self.journal.save_attempt(state, attempt)
             self._tasks[state.task_id] = state
@@ -129,6 +135,8 @@ class TaskEngine:
         if runners:
             await asyncio.gather(*[r for r in runners if r is not None], return_exceptions=True)
         await self.journal.close()
+        if self._owner is not None:
+            self._owner.release()
 
     def _context(self) -> Context:
         if self._ctx is None:
@@ -291,32 +299,54 @@ class TaskEngine:
         self._context()
         if not prompt.strip():
             raise BadArguments("prompt is blank; say what the follow-up should do")
+        state = self._ended(task_id)
+        await self._continue(state, state.attempts[default_attempt(state.infos()) - 1], prompt)
+        return task_id
+
+    async def resume(self, task_id: str) -> str:
+        """Continue the attempts that were interrupted (their server or daemon died), each
+        in its own copy with its own conversation, where they stopped."""
+        self._context()
+        state = self._ended(task_id)
+        stopped = [a for a in state.attempts if a.info.reason == INTERRUPTED]
+        if not stopped:
+            raise EngineError(
+                f"task {task_id} has no interrupted attempt to resume; errand.followUp "
+                "continues a finished one"
+            )
+        for attempt in stopped:
+            await self._continue(state, attempt, None)
+        return task_id
+
+    def _ended(self, task_id: str) -> TaskState:
         state = self._state(task_id)
         if not state.ended:
-            raise EngineError(
-                f"task {task_id} is still {state.summary().status}; wait or cancel it"
-            )
-        attempt = state.attempts[default_attempt(state.infos()) - 1]
+            status = state.summary().status
+            raise EngineError(f"task {task_id} is still {status}; wait or cancel it")
+        return state
+
+    async def _continue(self, state: TaskState, attempt: AttemptState, prompt: str | None) -> None:
         ref = attempt.host_ref
         if attempt.host is None or ref is None or not Path(ref.path).is_dir():
             raise EngineError(
-                f"task {task_id}'s copy is gone (it was cancelled or cleaned up); "
+                f"task {state.task_id}'s copy is gone (it was cancelled or cleaned up); "
                 "delegate a new task instead"
             )
         if not attempt.conversation:
             await self._reload(state, attempt)
-        if not attempt.conversation:
-            raise EngineError(f"task {task_id} has no recorded conversation to continue")
-        attempt.conversation.append(UserMsg(prompt))
+        if not attempt.conversation and prompt is not None:
+            raise EngineError(f"task {state.task_id} has no recorded conversation to continue")
+        close_dangling_calls(attempt.conversation)
+        if prompt is not None:
+            attempt.conversation.append(UserMsg(prompt))
+            state.record.prompts.append(prompt)
         info = attempt.info
-        info.status, info.report, info.reason = "queued", None, None
-        state.record.prompts.append(prompt)
+        info.status, info.report, info.reason, info.finished_at = "queued", None, None, None
         state.record.applied = False
         state.touch()
         await self.journal.save_task(state)
         self.journal.changed(state)
         self._start(state, attempt)
-        return task_id
 
     async def _reload(self, state: TaskState, attempt: AttemptState) -> None:
         """The conversation and commands of an attempt from an earlier server run."""

@@ -102,6 +102,12 @@ class Journal:
             conversation=conversation,
         )
 
+    def save_progress(self, state: TaskState, attempt: AttemptState) -> None:
+        """Write the attempt and its conversation so far, without waiting."""
+        conversation = encode_items(attempt.conversation)
+        store = self.require_store()
+        self.submit(store.save_attempt, state.task_id, attempt.record(), conversation=conversation)
+
     def save_command(self, state: TaskState, attempt: AttemptState, record: CommandRecord) -> None:
         store = self.require_store()
         self.submit(store.save_chunk, state.task_id, attempt.info.attempt, record)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from errand.engine.errors import BadArguments, EngineError
 from errand.engine.state import AttemptState, TaskState, default_branch_name
-from errand.workspace.apply import ApplyPlan, ApplyRefused, CurrentFile, plan_apply
+from errand.wire.changes import ApplyPlan
+from errand.workspace.apply import ApplyRefused, CurrentFile, plan_apply
 from errand.workspace.branch import (
     BadBranchName,
     BranchError,

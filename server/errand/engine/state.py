@@ -21,6 +21,8 @@ from errand.models.base import Item
 from errand.wire.protocol import TERMINAL_STATUSES, Attempt, Status, Task, TaskSummary
 
 CANCELLED = "cancelled by the user"
+INTERRUPTED = "interrupted"
+"""The reason of an attempt whose server or daemon died while it ran."""
 FOLLOW_UP = "\n\nFollow-up: "
 
 

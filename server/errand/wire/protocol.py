@@ -24,6 +24,7 @@ CMD_FOLLOW_UP: Final = "errand.followUp"
 CMD_DISCARD: Final = "errand.discard"
 CMD_CREATE_BRANCH: Final = "errand.createBranch"
 CMD_GET_LOG: Final = "errand.getLog"
+CMD_RESUME: Final = "errand.resume"
 
 NOTIFY_TASK_CHANGED: Final = "errand/taskChanged"
 NOTIFY_TASK_LOG: Final = "errand/taskLog"
@@ -39,6 +40,7 @@ COMMANDS: Final = (
     CMD_DISCARD,
     CMD_CREATE_BRANCH,
     CMD_GET_LOG,
+    CMD_RESUME,
 )
 
 # --- enumerations ------------------------------------------------------------------
@@ -373,6 +375,8 @@ class InitOptions(Wire):
     command_timeout_seconds: int | None = None
     max_disk_bytes: int | None = None
     data_dir: str | None = None
+    show_all_tasks: bool | None = None
+    """List every task in this window, not only those of its workspace folders."""
     prices: Prices | None = None
 
 
@@ -387,6 +391,7 @@ COMMAND_PARAMS: Final[dict[str, type[Wire]]] = {
     CMD_DISCARD: TaskRef,
     CMD_CREATE_BRANCH: CreateBranchParams,
     CMD_GET_LOG: GetLogParams,
+    CMD_RESUME: TaskRef,
 }
 
 COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
@@ -400,6 +405,7 @@ COMMAND_RESULTS: Final[dict[str, type[Wire]]] = {
     CMD_DISCARD: Empty,
     CMD_CREATE_BRANCH: CreateBranchResult,
     CMD_GET_LOG: GetLogResult,
+    CMD_RESUME: DelegateResult,
 }
 
 NOTIFICATION_PARAMS: Final[dict[str, type[Wire]]] = {

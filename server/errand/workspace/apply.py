@@ -15,12 +15,12 @@ end without an editor. They are the only writers of the user's files.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from errand.wire.changes import ApplyPlan, FileChange, OpenFile
 from errand.wire.protocol import Conflict, FileStat
 from errand.workspace import git
-from errand.workspace.results import FileChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,44 +30,6 @@ class CurrentFile:
     """Decoded text (UTF-8, surrogateescape) of the buffer or the file."""
     version: int | None = None
     """The open buffer's version, when the editor has the file open."""
-
-
-@dataclass(slots=True)
-class ApplyPlan:
-    changes: list[FileChange] = field(default_factory=list)
-    versions: dict[str, int | None] = field(default_factory=dict)
-    conflicts: list[Conflict] = field(default_factory=list)
-    binary_writes: list[tuple[str, bytes | None]] = field(default_factory=list)
-    """(path, new bytes or None to delete) for binary files, written after the edit."""
-    merged: list[str] = field(default_factory=list)
-    """Files the user changed meanwhile whose changes were merged with the attempt's."""
-    already: list[str] = field(default_factory=list)
-    """Files that are already as the attempt leaves them (applied before, say); there
-    is nothing to write for them."""
-
-    @property
-    def files(self) -> list[str]:
-        return [c.path for c in self.changes] + [p for p, _ in self.binary_writes]
-
-    def conflict_lines(self) -> list[str]:
-        """Each conflict in one line, ``path: reason``."""
-        return [f"{c.path}: {c.reason}" for c in self.conflicts]
-
-    def refusal(self) -> str | None:
-        """Why nothing should be written, or None when the plan can be applied."""
-        if self.conflicts:
-            return (
-                "files changed in the workspace conflict with the task's changes; "
-                "nothing was written"
-            )
-        if not self.changes and not self.binary_writes:
-            if self.already:
-                return (
-                    "every change of this attempt is already in the workspace; "
-                    "nothing was left to apply"
-                )
-            return "the attempt changed no files"
-        return None
 
 
 class ApplyRefused(ValueError):
@@ -222,15 +184,16 @@ def merge_texts(current: str, base: str, new: str) -> str | None:
 
 
 def read_current(
-    root: Path, opened: Mapping[str, CurrentFile] | None = None
+    root: Path, opened: Mapping[str, OpenFile] | None = None
 ) -> Callable[[str], CurrentFile]:
-    """What the user has now: the open buffer when the editor has the file open, else
-    the disk."""
+    """What the user has now: the open buffer (by absolute path) when the editor has
+    the file open, else the disk."""
 
     def current(rel: str) -> CurrentFile:
         path = root / rel
-        if opened and str(path) in opened:
-            return opened[str(path)]
+        buffer = opened.get(str(path)) if opened else None
+        if buffer is not None:
+            return CurrentFile(exists=True, text=buffer.text, version=buffer.version)
         if path.is_symlink() or not path.is_file():
             return CurrentFile(exists=path.exists() or path.is_symlink())
         return CurrentFile(exists=True, text=path.read_bytes().decode("utf-8", "surrogateescape"))
@@ -261,3 +224,29 @@ def write_plan(root: Path, plan: ApplyPlan) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(change.new_text.encode("utf-8", "surrogateescape"))
     write_binaries(root, plan)
+
+
+def plan_files(plan: ApplyPlan) -> list[str]:
+    """The files the plan writes."""
+    return [c.path for c in plan.changes] + [path for path, _ in plan.binary_writes]
+
+
+def conflict_lines(plan: ApplyPlan) -> list[str]:
+    """Each conflict in one line, ``path: reason``."""
+    return [f"{c.path}: {c.reason}" for c in plan.conflicts]
+
+
+def refusal(plan: ApplyPlan) -> str | None:
+    """Why nothing should be written, or None when the plan can be applied."""
+    if plan.conflicts:
+        return (
+            "files changed in the workspace conflict with the task's changes; nothing was written"
+        )
+    if not plan.changes and not plan.binary_writes:
+        if plan.already:
+            return (
+                "every change of this attempt is already in the workspace; "
+                "nothing was left to apply"
+            )
+        return "the attempt changed no files"
+    return None

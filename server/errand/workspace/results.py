@@ -11,27 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from errand.wire.protocol import DiffStat, FileChangeKind, FileStat
+from errand.wire.changes import FileChange
+from errand.wire.protocol import DiffStat, FileStat
 from errand.workspace import git
 from errand.workspace.copies.base import TaskCopy, mirror_env
 from errand.workspace.snapshot import Snapshot
 
 RESULT_REF_PREFIX = "refs/errand/results/"
-
-
-@dataclass(frozen=True, slots=True)
-class FileChange:
-    """One file's change between the task's snapshot and the task's final tree."""
-
-    path: str
-    """Posix path relative to the workspace root (the destination for a rename)."""
-    change: FileChangeKind
-    old_path: str | None = None
-    """Source path, for ``renamed`` only."""
-    base_text: str | None = None
-    """Snapshot text; ``None`` for ``added``."""
-    new_text: str | None = None
-    """Final text; ``None`` for ``deleted``. May equal ``base_text`` for a pure rename."""
 
 
 @dataclass(frozen=True, slots=True)

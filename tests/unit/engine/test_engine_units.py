@@ -12,9 +12,9 @@ from errand.agent.evidence.checks import is_check
 from errand.config.settings import Settings
 from errand.engine.logbatch import LogBatcher
 from errand.engine.state import aggregate_status, make_title
+from errand.wire.changes import FileChange
 from errand.wire.protocol import TaskLog
-from errand.workspace.apply import ApplyRefused, CurrentFile, plan_apply
-from errand.workspace.results import FileChange
+from errand.workspace.apply import ApplyRefused, CurrentFile, conflict_lines, plan_apply
 
 
 def test_settings_from_env_and_bad_values_keep_defaults() -> None:
@@ -142,7 +142,7 @@ def test_apply_plan_refuses_stale_files_and_unknown_selections(tmp_path: Path) -
         no_blob,
         no_blob,
     )
-    assert plan.conflict_lines() == [
+    assert conflict_lines(plan) == [
         "a.txt: changed in the workspace since the task started, "
         "and the changes overlap (three-way merge conflict)",
         "n.txt: rename target already exists in the workspace",

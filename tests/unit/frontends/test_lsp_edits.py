@@ -22,7 +22,7 @@ from errand.frontends.lsp.workspace_edit import (
     path_to_uri,
     workspace_edit_to_json,
 )
-from errand.workspace.results import FileChange
+from errand.wire.changes import FileChange
 
 ROOT = Path("/work space/répo")
 

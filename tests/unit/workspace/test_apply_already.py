@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from errand.wire.changes import ApplyPlan, FileChange
 from errand.wire.protocol import FileStat
-from errand.workspace.apply import ApplyPlan, CurrentFile, plan_apply
-from errand.workspace.results import FileChange
+from errand.workspace.apply import CurrentFile, plan_apply, plan_files
 
 CHANGES = [
     FileChange(path="m.txt", change="modified", base_text="a\n", new_text="A\n"),
@@ -55,7 +55,7 @@ AFTER = {"m.txt": b"A\n", "add.txt": b"new\n", "to.txt": b"R\n", **NEW_BLOBS}
 def test_everything_applies_from_the_snapshot(tmp_path: Path) -> None:
     result = plan(BEFORE, tmp_path)
     assert result.conflicts == [] and result.already == []
-    assert sorted(result.files) == sorted(
+    assert sorted(plan_files(result)) == sorted(
         ["m.txt", "add.txt", "gone.txt", "to.txt", "img.bin", "new.bin", "old.bin"]
     )
 
@@ -73,7 +73,9 @@ def test_only_what_is_missing_is_planned(tmp_path: Path) -> None:
     result = plan(half, tmp_path)
     assert result.conflicts == []
     assert sorted(result.already) == ["img.bin", "m.txt"]
-    assert sorted(result.files) == sorted(["add.txt", "gone.txt", "to.txt", "new.bin", "old.bin"])
+    assert sorted(plan_files(result)) == sorted(
+        ["add.txt", "gone.txt", "to.txt", "new.bin", "old.bin"]
+    )
 
 
 def test_a_different_file_is_still_a_conflict(tmp_path: Path) -> None:

@@ -331,6 +331,7 @@ async function main(): Promise<void> {
             ERRAND_API: "chat",
             ERRAND_MODEL: MODEL_NAME,
             ERRAND_DATA_DIR: path.join(work, "errand-data"),
+            ERRAND_DAEMON: env.ERRAND_DAEMON ?? "off",
           },
         },
       );

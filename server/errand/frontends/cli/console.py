@@ -41,6 +41,11 @@ class ConsoleListener:
         self.show_output = show_output
         self._in_message = False
         self._last_status: dict[str, str] = {}
+        self._only: str | None = None
+
+    def only(self, task_id: str) -> None:
+        """From now on, print this task's life only (a daemon tells of every task)."""
+        self._only = task_id
 
     def _end_message(self) -> None:
         if self._in_message:
@@ -48,6 +53,8 @@ class ConsoleListener:
             self._in_message = False
 
     def task_changed(self, summary: TaskSummary, removed: bool = False) -> None:
+        if self._only is not None and summary.task_id != self._only:
+            return
         if self._last_status.get(summary.task_id) == summary.status:
             return
         self._last_status[summary.task_id] = summary.status
@@ -56,6 +63,8 @@ class ConsoleListener:
         self.out.flush()
 
     def task_log(self, entry: TaskLog) -> None:
+        if self._only is not None and entry.task_id != self._only:
+            return
         s = self.style
         if entry.kind == "message" and entry.command == "apply_patch":
             self._end_message()

@@ -1,8 +1,8 @@
 """The CLI commands over past and running tasks: ``tasks``, ``show``, ``diff``,
-``apply``, and ``schema``.
+``apply``, ``cancel``, ``discard``, ``resume`` and ``schema``.
 
-The read-only ones open the store read-only: they change nothing, so a live server's
-running tasks show as running.
+They use the data folder's daemon when one runs. Without one, the commands that only
+show open the store read-only: they change nothing.
 """
 
 from __future__ import annotations
@@ -10,34 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from errand.engine.engine import TaskEngine
-from errand.engine.errors import EngineError
+from errand.daemon.api import EngineAPI
 from errand.frontends.cli.console import render_task
-from errand.frontends.cli.options import load_settings, model_factory
-from errand.workspace.apply import read_current, write_plan
-
-
-async def with_engine(
-    args: argparse.Namespace, fn: Callable[[TaskEngine], Awaitable[int]], *, read_only: bool
-) -> int:
-    settings = load_settings(args)
-    engine = TaskEngine(settings, model_factory=model_factory)
-    await engine.start(read_only=read_only)
-    try:
-        return await fn(engine)
-    except EngineError as exc:
-        print(f"errand: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        await engine.shutdown()
+from errand.frontends.cli.engines import with_engine
+from errand.wire.daemon import PlanParams
+from errand.workspace.apply import conflict_lines, plan_files, refusal, write_plan
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    async def body(engine: TaskEngine) -> int:
-        tasks = engine.list_tasks()
+    async def body(api: EngineAPI) -> int:
+        tasks = await api.list_tasks()
         if not tasks:
             print("no tasks")
         for t in tasks:
@@ -52,45 +36,71 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    async def body(engine: TaskEngine) -> int:
-        task = engine.get_task(args.task_id)
-        diff, _, _ = await engine.get_diff(args.task_id, None)
-        render_task(task, diff)
+    async def body(api: EngineAPI) -> int:
+        task = await api.get_task(args.task_id)
+        render_task(task, (await api.get_diff(args.task_id, None)).diff)
         return 0
 
     return asyncio.run(with_engine(args, body, read_only=True))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    async def body(engine: TaskEngine) -> int:
-        diff, _, _ = await engine.get_diff(args.task_id, args.attempt)
-        sys.stdout.write(diff)
+    async def body(api: EngineAPI) -> int:
+        sys.stdout.write((await api.get_diff(args.task_id, args.attempt)).diff)
         return 0
 
     return asyncio.run(with_engine(args, body, read_only=True))
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    async def body(engine: TaskEngine) -> int:
-        task = engine.get_task(args.task_id)
-        root = Path(task.repository or ".")
-        plan = await engine.plan_apply(
-            args.task_id, args.attempt, args.files or None, read_current(root)
-        )
-        refusal = plan.refusal()
-        if refusal is not None:
-            print(f"errand: not applied: {refusal}")
-            for conflict in plan.conflict_lines():
+    async def body(api: EngineAPI) -> int:
+        ask = PlanParams(task_id=args.task_id, attempt=args.attempt, files=args.files or None)
+        planned = await api.plan(ask)
+        plan, root = planned.plan, Path(planned.repository)
+        refused = refusal(plan)
+        if refused is not None:
+            print(f"errand: not applied: {refused}")
+            for conflict in conflict_lines(plan):
                 print(f"  {conflict}")
             return 1
         await asyncio.to_thread(write_plan, root, plan)
-        await engine.mark_applied(args.task_id)
-        print(f"applied {len(plan.files)} file(s): {', '.join(plan.files)}")
+        await api.applied(args.task_id)
+        files = plan_files(plan)
+        print(f"applied {len(files)} file(s): {', '.join(files)}")
         if plan.merged:
             print(f"merged with your changes: {', '.join(plan.merged)}")
         return 0
 
     return asyncio.run(with_engine(args, body, read_only=False))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    async def body(api: EngineAPI) -> int:
+        await api.cancel(args.task_id)
+        print(f"cancelled {args.task_id}")
+        return 0
+
+    return asyncio.run(with_engine(args, body, read_only=False))
+
+
+def cmd_discard(args: argparse.Namespace) -> int:
+    async def body(api: EngineAPI) -> int:
+        await api.discard(args.task_id)
+        print(f"discarded {args.task_id}")
+        return 0
+
+    return asyncio.run(with_engine(args, body, read_only=False))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Resumed work goes on in the daemon (started when none runs), not in this command."""
+
+    async def body(api: EngineAPI) -> int:
+        await api.resume(args.task_id)
+        print(f"resumed {args.task_id}; `errand show {args.task_id}` shows how it goes")
+        return 0
+
+    return asyncio.run(with_engine(args, body, read_only=False, daemon=True))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -7,7 +7,17 @@ import argparse
 import sys
 
 from errand import __version__
-from errand.frontends.cli.history import cmd_apply, cmd_diff, cmd_schema, cmd_show, cmd_tasks
+from errand.frontends.cli.daemon_cmd import cmd_daemon
+from errand.frontends.cli.history import (
+    cmd_apply,
+    cmd_cancel,
+    cmd_diff,
+    cmd_discard,
+    cmd_resume,
+    cmd_schema,
+    cmd_show,
+    cmd_tasks,
+)
 from errand.frontends.cli.options import MODEL_FLAGS, add_common, add_settings
 from errand.frontends.cli.running import cmd_demo, cmd_run, cmd_serve
 
@@ -44,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, MODEL_FLAGS)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("daemon", help="run errand's daemon, or show or stop it")
+    p.add_argument("action", nargs="?", default="run", choices=["run", "status", "stop"])
+    p.add_argument("--force", action="store_true", help="stop even while attempts run")
+    add_common(p)
+    add_settings(p, MODEL_FLAGS)
+    p.set_defaults(func=cmd_daemon)
+
     p = sub.add_parser("demo", help="run a recorded session on a sample repository")
     add_common(p)
     add_settings(p, ("sandbox",))
@@ -75,6 +92,16 @@ def _history_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("files", nargs="*", help="only these files")
     add_common(p)
     p.set_defaults(func=cmd_apply)
+
+    for name, func, what in (
+        ("cancel", cmd_cancel, "cancel a task's running attempts"),
+        ("discard", cmd_discard, "discard a task: its copies and its history"),
+        ("resume", cmd_resume, "resume a task's interrupted attempts (in the daemon)"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("task_id")
+        add_common(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("schema", help="print or write the wire protocol's JSON Schema")
     p.add_argument("--write", action="store_true", help="write the checked-in copy")

@@ -10,11 +10,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import msgspec
+
 from errand.config.settings import Settings
+from errand.daemon.api import EngineAPI, InProcess
+from errand.daemon.lifecycle import DaemonError
 from errand.engine.attempt import ModelFactory
 from errand.engine.engine import TaskEngine
 from errand.engine.errors import EngineError
+from errand.engine.owner import DataFolderBusy
 from errand.frontends.cli.console import ConsoleListener, render_task
+from errand.frontends.cli.engines import open_engine
 from errand.frontends.cli.options import load_settings, model_factory, setup_logging
 from errand.wire.protocol import DelegateParams
 
@@ -37,25 +43,32 @@ async def run_task(
     quiet: bool = False,
     models: ModelFactory = model_factory,
 ) -> int:
-    """Run one task in-process, streaming it to the terminal, and print its result."""
+    """Run one task, streaming it to the terminal, and print its result: in the data
+    folder's daemon when one runs, else in this process."""
+    api: EngineAPI
+    if models is model_factory:
+        api = await open_engine(settings, read_only=False)
+    else:  # the demo's own model: always here
+        engine = TaskEngine(settings, model_factory=models)
+        await engine.start()
+        api = InProcess(engine)
     listener = ConsoleListener(show_output=not quiet)
-    engine = TaskEngine(settings, model_factory=models, listener=listener)
-    await engine.start()
+    api.add_listener(listener)
     try:
-        task_id = await engine.delegate(params, folder)
+        task_id = await api.delegate(msgspec.structs.replace(params, workspace=str(folder)))
+        listener.only(task_id)
         try:
-            task = await engine.wait(task_id)
+            task = await api.wait(task_id)
         except asyncio.CancelledError:
-            await engine.cancel(task_id)
+            await api.cancel(task_id)
             raise
-        diff, _, _ = await engine.get_diff(task_id, None)
-        render_task(task, diff)
+        render_task(task, (await api.get_diff(task_id, None)).diff)
         default_dir = settings.data_dir == Settings().data_dir
         data = "" if default_dir else f" --data-dir {settings.data_dir}"
         print(f"\nerrand show {task_id}{data} · errand apply {task_id}{data}")
         return 0 if task.status == "completed" else 1
     finally:
-        await engine.shutdown()
+        await api.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -72,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = Path(args.repo).resolve()
     try:
         return asyncio.run(run_task(settings, params, folder, quiet=args.quiet_output))
-    except EngineError as exc:
+    except (EngineError, DataFolderBusy, DaemonError) as exc:
         print(f"errand: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

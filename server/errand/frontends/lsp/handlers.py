@@ -16,10 +16,11 @@ from errand.engine.errors import BadArguments, EngineError
 from errand.frontends.lsp.apply import apply_attempt
 from errand.frontends.lsp.messages import REQUEST_FAILED
 from errand.frontends.lsp.workspace_edit import build_workspace_edit, workspace_edit_to_json
+from errand.wire import daemon as d
 from errand.wire import protocol as p
 from errand.wire.arguments import InvalidArguments, parse_params
 from errand.wire.words import clip
-from errand.workspace.apply import read_current
+from errand.workspace.apply import conflict_lines
 
 if TYPE_CHECKING:
     from errand.frontends.lsp.server import ErrandServer
@@ -35,42 +36,53 @@ class JsonRpcRequestFailed(JsonRpcException):
 
 
 async def delegate(ls: ErrandServer, params: p.DelegateParams) -> msgspec.Struct:
-    engine = await ls.require_engine()
-    return p.DelegateResult(task_id=await engine.delegate(params, ls.default_folder()))
+    api = await ls.require_engine()
+    if not params.workspace:
+        folder = ls.default_folder()
+        if folder is None:
+            raise BadArguments(
+                "no workspace folder: open a folder in the editor or pass `workspace`"
+            )
+        params = msgspec.structs.replace(params, workspace=str(folder))
+    return p.DelegateResult(task_id=await api.delegate(params))
 
 
 async def list_tasks(ls: ErrandServer, params: p.ListTasksParams) -> msgspec.Struct:
-    return p.ListTasksResult(tasks=(await ls.require_engine()).list_tasks())
+    tasks = await (await ls.require_engine()).list_tasks()
+    return p.ListTasksResult(tasks=[t for t in tasks if ls.shows(t)])
 
 
 async def get_task(ls: ErrandServer, params: p.TaskRef) -> msgspec.Struct:
-    return p.GetTaskResult(task=(await ls.require_engine()).get_task(params.task_id))
+    return p.GetTaskResult(task=await (await ls.require_engine()).get_task(params.task_id))
 
 
 async def get_diff(ls: ErrandServer, params: p.GetDiffParams) -> msgspec.Struct:
-    engine = await ls.require_engine()
-    diff, files, attempt = await engine.get_diff(params.task_id, params.attempt)
-    root = Path(engine.get_task(params.task_id).repository or ".")
-    _, plan = await engine.preview(params.task_id, attempt, read_current(root, ls.current_files()))
-    edit = build_workspace_edit(root, plan.changes, plan.versions)
+    api = await ls.require_engine()
+    diff = await api.get_diff(params.task_id, params.attempt)
+    ask = d.PlanParams(
+        task_id=params.task_id, attempt=diff.attempt, opened=ls.open_files(), preview=True
+    )
+    planned = await api.plan(ask)
+    plan = planned.plan
+    edit = build_workspace_edit(Path(planned.repository), plan.changes, plan.versions)
     return p.GetDiffResult(
-        diff=diff,
+        diff=diff.diff,
         edit=workspace_edit_to_json(edit),
-        attempt=attempt,
-        files=files,
-        conflicts=plan.conflict_lines(),
+        attempt=diff.attempt,
+        files=diff.files,
+        conflicts=conflict_lines(plan),
         conflict_details=plan.conflicts,
         merged=plan.merged,
     )
 
 
 async def get_log(ls: ErrandServer, params: p.GetLogParams) -> msgspec.Struct:
-    engine = await ls.require_engine()
-    return p.GetLogResult(entries=await engine.logs(params.task_id, params.attempt))
+    api = await ls.require_engine()
+    return p.GetLogResult(entries=await api.logs(params.task_id, params.attempt))
 
 
 async def apply(ls: ErrandServer, params: p.ApplyParams) -> msgspec.Struct:
-    return await apply_attempt(ls, await ls.require_engine(), params)
+    return await apply_attempt(ls, params)
 
 
 async def cancel(ls: ErrandServer, params: p.TaskRef) -> msgspec.Struct:
@@ -84,14 +96,16 @@ async def discard(ls: ErrandServer, params: p.TaskRef) -> msgspec.Struct:
 
 
 async def follow_up(ls: ErrandServer, params: p.FollowUpParams) -> msgspec.Struct:
-    engine = await ls.require_engine()
-    return p.DelegateResult(task_id=await engine.follow_up(params.task_id, params.prompt))
+    api = await ls.require_engine()
+    return p.DelegateResult(task_id=await api.follow_up(params.task_id, params.prompt))
+
+
+async def resume(ls: ErrandServer, params: p.TaskRef) -> msgspec.Struct:
+    return p.DelegateResult(task_id=await (await ls.require_engine()).resume(params.task_id))
 
 
 async def create_branch(ls: ErrandServer, params: p.CreateBranchParams) -> msgspec.Struct:
-    engine = await ls.require_engine()
-    made = await engine.create_branch(params.task_id, params.attempt, params.branch)
-    return p.CreateBranchResult(branch=made.branch, commit=made.commit)
+    return await (await ls.require_engine()).create_branch(params)
 
 
 Handler = Callable[["ErrandServer", Any], Awaitable[msgspec.Struct]]
@@ -107,6 +121,7 @@ HANDLERS: dict[str, Handler] = {
     p.CMD_DISCARD: discard,
     p.CMD_FOLLOW_UP: follow_up,
     p.CMD_CREATE_BRANCH: create_branch,
+    p.CMD_RESUME: resume,
 }
 
 

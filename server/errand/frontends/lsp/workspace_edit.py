@@ -12,7 +12,7 @@ from lsprotocol import types
 from lsprotocol.converters import get_converter
 
 from errand.frontends.lsp.text_edits import text_edits
-from errand.workspace.results import FileChange
+from errand.wire.changes import FileChange
 
 DocumentChange = types.TextDocumentEdit | types.CreateFile | types.RenameFile | types.DeleteFile
 
