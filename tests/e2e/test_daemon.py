@@ -97,6 +97,22 @@ async def test_two_windows_and_the_cli_share_one_daemon(
         assert any("slept" in (e.get("text") or "") for e in logs)
         shown = errand(env, "show", task_id)
         assert "+    return a + b" in shown.stdout
+        # A task the CLI runs through the daemon shows in both windows as it runs.
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "errand", "run", "fix add again", "--repo", str(repo),
+            env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+        def cli_task() -> str | None:
+            ids = {c["task"]["taskId"] for c in first.task_changes} - {task_id}
+            return next(iter(ids), None)
+
+        await first.wait_for(lambda: cli_task() is not None, 60, "the CLI's task")
+        cli_id = cli_task()
+        assert cli_id is not None
+        assert await second.wait_status(cli_id, {"completed", "failed"}) == "completed"
+        out, _ = await asyncio.wait_for(run.communicate(), 60)
+        assert run.returncode == 0 and f"errand show {cli_id}" in out.decode()
     finally:
         await stop_client(lsp1)
         await stop_client(lsp2)
@@ -290,3 +306,32 @@ async def test_stop_waits_for_running_attempts_and_idle_exit(tmp_path: Path, rep
     finally:
         await stop_client(lsp2)
         stop(env)
+
+
+async def test_a_daemon_of_another_version_with_nothing_running_is_replaced(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    older = (
+        "import sys, errand.wire.daemon as d; d.PROTOCOL_VERSION = 0; "
+        "from errand.frontends.cli.main import main; sys.exit(main(['daemon']))"
+    )
+    old = subprocess.Popen([sys.executable, "-c", older], env={**os.environ, **env})
+    try:
+        for _ in range(200):
+            if errand(env, "daemon", "status").returncode == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert daemon_pid(env) == old.pid
+        repo = make_repo(tmp_path / "repo", REPO)
+        client, lsp = await start_client(folder=repo, env=env)
+        try:
+            task_id = await delegate(client, "fix add")
+            assert (await settled(client, task_id))["status"] == "completed"
+            assert old.wait(30) == 0  # it was stopped, cleanly
+            assert daemon_pid(env) != old.pid
+        finally:
+            await stop_client(lsp)
+    finally:
+        stop(env)
+        if old.poll() is None:
+            old.kill()

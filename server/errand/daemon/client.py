@@ -190,17 +190,63 @@ class DaemonClient:
             await self._task
 
 
+class OtherVersion(Exception):
+    """The daemon speaks another protocol version."""
+
+    def __init__(self, status: d.StatusResult) -> None:
+        super().__init__(status.version)
+        self.status = status
+
+
 async def open_client(socket: Path, client: d.FrontEnd) -> DaemonClient:
-    """Connect to the daemon listening on ``socket`` and say hello."""
+    """Connect to the daemon listening on ``socket`` and say hello; OtherVersion when
+    it speaks another protocol version."""
     reader, writer = await asyncio.open_unix_connection(str(socket), limit=1 << 16)
     connection = DaemonClient(reader, writer, socket)
-    hello = d.Hello(protocol=d.PROTOCOL_VERSION, version=__version__, client=client)
     try:
+        status = await connection.status()
+        if status.protocol != d.PROTOCOL_VERSION:
+            raise OtherVersion(status)
+        hello = d.Hello(protocol=d.PROTOCOL_VERSION, version=__version__, client=client)
         connection.hello = await connection.call(d.HELLO, hello, d.HelloResult)
     except BaseException:
         await connection.close()
         raise
     return connection
+
+
+async def probe(paths: DataPaths) -> DaemonClient | None:
+    """A connection to the daemon of ``paths`` that only asks its status or stops it
+    (whatever its version: no hello is said), or None when none answers."""
+    socket = lifecycle.socket_path(paths)
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(socket))
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    return DaemonClient(reader, writer, socket)
+
+
+async def _replace(socket: Path, status: d.StatusResult) -> None:
+    """Stop a daemon of another version that runs no attempt; refuse when it runs some."""
+    if status.running_attempts:
+        raise lifecycle.DaemonError(
+            f"errand's daemon (pid {status.pid}) is errand {status.version}, which this "
+            f"errand {__version__} can't speak to, and it still runs "
+            f"{status.running_attempts} attempt(s); once they end, run `errand daemon stop`"
+        )
+    log.warning(
+        "replacing errand's daemon %s (pid %d) by %s", status.version, status.pid, __version__
+    )
+    reader, writer = await asyncio.open_unix_connection(str(socket))
+    old = DaemonClient(reader, writer, socket)
+    try:
+        await old.stop()
+    finally:
+        await old.close()
+    for _ in range(300):
+        if not socket.exists():
+            return
+        await asyncio.sleep(0.05)
 
 
 async def connect(
@@ -216,6 +262,10 @@ async def connect(
     socket = lifecycle.socket_path(paths)
     try:
         return await open_client(socket, client)
+    except OtherVersion as exc:
+        if not start:
+            return None  # it owns the data folder; only a front end that starts one replaces it
+        await _replace(socket, exc.status)
     except (FileNotFoundError, ConnectionRefusedError):
         if not start:
             return None

@@ -103,7 +103,7 @@ class Connection:
         method = message.get("method")
         if msg_id is None or not isinstance(method, str):
             return  # a notification or a stray answer: front ends send neither
-        if not self.said_hello and method != d.HELLO:
+        if not self.said_hello and method not in (d.HELLO, d.STATUS, d.STOP):
             reply = handlers.error(msg_id, handlers.INVALID_REQUEST, "say errand/hello first")
         else:
             reply = await handlers.answer(self, msg_id, method, message.get("params"))
@@ -175,6 +175,7 @@ class Daemon:
         return d.StatusResult(
             pid=os.getpid(),
             version=__version__,
+            protocol=d.PROTOCOL_VERSION,
             socket=str(self.socket),
             data_dir=str(self.settings.data_dir),
             started_at=self.started_at,

@@ -49,8 +49,12 @@ class HelloResult(Wire):
 
 
 class StatusResult(Wire):
+    """``errand/status``: allowed before ``errand/hello``, so that a front end of
+    another version can see whether this daemon may be replaced."""
+
     pid: int
     version: str
+    protocol: int
     socket: str
     data_dir: str
     started_at: str

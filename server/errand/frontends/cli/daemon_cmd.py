@@ -23,7 +23,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     paths = DataPaths(settings.data_dir)
 
     async def ask() -> int:
-        client = await daemon_client.connect(paths, "cli", start=False)
+        client = await daemon_client.probe(paths)
         if client is None:
             print(f"no errand daemon runs for {settings.data_dir} (socket {socket_path(paths)})")
             return 1 if args.action == "status" else 0
@@ -39,8 +39,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                 others = s.clients - 1  # this command is one of them
                 print(f"{others} front end(s) connected · {s.running_attempts} attempt(s) running")
                 return 0
+            pid = (await client.status()).pid
             await client.stop(force=args.force)
-            print(f"errand daemon (pid {client.hello.pid if client.hello else '?'}) stopped")
+            print(f"errand daemon (pid {pid}) stopped")
             return 0
         except EngineError as exc:
             print(f"errand: {exc}", file=sys.stderr)
