@@ -92,10 +92,10 @@ def measure(lines: int = 200) -> dict[str, float]:
         errand = asyncio.run(through_errand(repo, tmp / "data", lines))
         base = asyncio.run(direct(lines))
     finally:
-        from errand import copies
+        from errand.workspace.copies.mounts import mounts_under, unmount
 
-        for point in copies.mounts_under(tmp):
-            copies._unmount(point)
+        for point in mounts_under(tmp):
+            unmount(point)
         shutil.rmtree(tmp, ignore_errors=True)
     if len(errand) < lines:
         raise RuntimeError(f"only {len(errand)} of {lines} lines reached the client")

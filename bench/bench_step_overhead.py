@@ -28,8 +28,8 @@ import msgspec
 from common import git, median, percentile, table, verdict
 
 from errand.config.settings import Settings
-from errand.engine import engine as engine_module
 from errand.engine.engine import TaskEngine
+from errand.hosts import local as host_module
 from errand.models.base import (
     AssistantMsg,
     Item,
@@ -90,7 +90,7 @@ class EncodingListener:
 async def run(repo: Path, data_dir: Path, steps: int) -> tuple[list[float], list[float], int]:
     marks: list[tuple[float, float]] = []
     commands: list[float] = []
-    real_open = getattr(engine_module, "open_sandbox")  # noqa: B009 - patched below
+    real_open = getattr(host_module, "open_sandbox")  # noqa: B009 - patched below
 
     async def timed_open(name: str, spec: Any) -> Any:
         sandbox = await real_open(name, spec)
@@ -106,7 +106,7 @@ async def run(repo: Path, data_dir: Path, steps: int) -> tuple[list[float], list
         setattr(sandbox, "run", run_timed)  # noqa: B010 - time every command
         return sandbox
 
-    setattr(engine_module, "open_sandbox", timed_open)  # noqa: B010
+    setattr(host_module, "open_sandbox", timed_open)  # noqa: B010
     settings = Settings(data_dir=data_dir, sandbox="bwrap", max_steps=steps + 10)
     listener = EncodingListener()
     engine = TaskEngine(
@@ -122,7 +122,7 @@ async def run(repo: Path, data_dir: Path, steps: int) -> tuple[list[float], list
             raise RuntimeError(f"the task ended {task.status}: {task.reason}")
     finally:
         await engine.shutdown()
-        setattr(engine_module, "open_sandbox", real_open)  # noqa: B010
+        setattr(host_module, "open_sandbox", real_open)  # noqa: B010
     overheads = [(marks[i + 1][0] - marks[i][1] - commands[i]) * 1000 for i in range(len(commands))]
     return overheads, [c * 1000 for c in commands], listener.count
 
@@ -170,10 +170,10 @@ def measure(steps: int = 50) -> dict[str, float]:
         overheads, commands, events = asyncio.run(run(repo, tmp / "data", steps))
         adapter = asyncio.run(adapter_cpu(tmp))
     finally:
-        from errand import copies
+        from errand.workspace.copies.mounts import mounts_under, unmount
 
-        for point in copies.mounts_under(tmp):
-            copies._unmount(point)
+        for point in mounts_under(tmp):
+            unmount(point)
         shutil.rmtree(tmp, ignore_errors=True)
     over, cmd = median(overheads), median(commands)
     rows = [
