@@ -1,4 +1,4 @@
-"""Run every benchmark and print the six figures of issue 6 with their targets.
+"""Run every benchmark and print the figures of issues 6 and 11 with their targets.
 
 Each benchmark prints its own table (with the baseline measured in the same run) as it
 goes; the summary at the end collects one figure from each. Takes a few minutes.
@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_daemon
 import bench_idle_rss
 import bench_log_latency
 import bench_parallel
@@ -76,6 +77,8 @@ def main() -> int:
     step = bench_step_overhead.measure(50)
     section("sandbox output -> errand/taskLog (bench_log_latency.py)")
     log = bench_log_latency.measure(200)
+    section("latency the daemon front end adds (bench_daemon.py)")
+    daemon = bench_daemon.measure(calls=300 if args.quick else 1000)
 
     ratio = ready["worktree_add_p50_ms"] / ready["task_ready_p50_ms"]
     rows = [
@@ -94,6 +97,12 @@ def main() -> int:
          "<= 5 ms", verdict(step["step_overhead_p50_ms"] <= 5)],
         ["sandbox output -> taskLog p50", f"{log['log_latency_p50_ms']:.1f} ms", "",
          "<= 20 ms", verdict(log["log_latency_p50_ms"] <= 20)],
+        ["daemon front end: added listTasks p50", f"{daemon['list_added_p50_ms']:+.2f} ms",
+         f"{daemon['list_daemon_p50_ms']:.1f} vs {daemon['list_off_p50_ms']:.1f} ms in-process",
+         "< 2 ms", verdict(daemon["list_added_p50_ms"] < 2)],
+        ["daemon front end: added taskLog p50", f"{daemon['log_added_p50_ms']:+.2f} ms",
+         f"{daemon['log_daemon_p50_ms']:.1f} vs {daemon['log_off_p50_ms']:.1f} ms in-process",
+         "< 2 ms", verdict(daemon["log_added_p50_ms"] < 2)],
     ]  # fmt: skip
     section(f"summary ({time.monotonic() - started:.0f} s)")
     print(table(["figure", "measured", "note", "target", "verdict"], rows))
