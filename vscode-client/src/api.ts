@@ -66,4 +66,7 @@ export class ErrandApi {
   followUp(taskId: string, prompt: string) {
     return this.call("errand.followUp", { taskId, prompt });
   }
+  resume(taskId: string) {
+    return this.call("errand.resume", { taskId });
+  }
 }

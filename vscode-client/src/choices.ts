@@ -1,7 +1,7 @@
 // Pure: the next steps errand offers on a task. Notification buttons and the report's
 // links name a step; this table says which command runs it, so the mapping from a
 // choice to its command is written once.
-export type Step = "open" | "previewDiff" | "apply" | "applyFiles" | "createBranch" | "followUp" | "showLog";
+export type Step = "open" | "previewDiff" | "apply" | "applyFiles" | "createBranch" | "followUp" | "resume" | "showLog";
 /** The steps a report links to (it is already open). */
 export type ReportStep = Exclude<Step, "open">;
 
@@ -12,6 +12,7 @@ export const STEP_COMMANDS = {
   applyFiles: "errand.applyFiles",
   createBranch: "errand.createBranchFromTask",
   followUp: "errand.followUpTask",
+  resume: "errand.resumeTask",
   showLog: "errand.showLog",
 } as const satisfies Record<Step, string>;
 

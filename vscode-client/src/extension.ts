@@ -40,7 +40,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const logDocuments = new LogContentProvider(logs, logLoader);
   const proposedDocuments = new ProposedContentProvider(diffs);
   const caches = new TaskCaches([store, diffs, logs, logLoader]);
-  const events = new TaskEvents({ api, store, details, caches, diffs, logs, logDocuments, output });
+  const events = new TaskEvents({ api, store, details, caches, diffs, logs, logLoader, logDocuments, output });
 
   controller = new ServerController(output, {
     onTaskChanged: (params) => events.taskChanged(params),

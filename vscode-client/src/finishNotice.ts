@@ -1,7 +1,7 @@
 // Pure: what errand says when a task finishes, and the next steps it offers there.
 import { itemText, type AlertItem } from "./alerts";
 import { stepChoice, type Choice } from "./choices";
-import { checksText, diffStatText, isActive, isApplicable, statusLabel } from "./format";
+import { checksText, diffStatText, isActive, isApplicable, isInterrupted, statusLabel } from "./format";
 import type { TaskSummary } from "./protocol";
 
 export interface Notice {
@@ -22,6 +22,15 @@ function shorten(text: string, max: number): string {
 
 /** The notification for a finished task; `alerts` are its alert items (empty when unknown). */
 export function finishNotice(task: TaskSummary, alerts: readonly AlertItem[]): Notice {
+  if (isInterrupted(task)) {
+    // It was running when errand's daemon died; the new daemon re-listed it.
+    const target = { taskId: task.taskId };
+    return {
+      warn: true,
+      message: `errand: \u201c${task.title}\u201d was interrupted: errand's daemon stopped while it ran. Resume carries it on where it stopped.`,
+      choices: [stepChoice("resume", "Resume", target), stepChoice("open", "Open", target)],
+    };
+  }
   const stat = diffStatText(task.diffStat);
   const checks = checksText(task.checksPassed ?? 0, task.checksFailed ?? 0);
   const details = [stat, checks && `checks ${checks}`].filter(Boolean).join(" · ");

@@ -19,6 +19,17 @@ export function isApplicable(task: Pick<TaskSummary, "status" | "mode" | "diffSt
   );
 }
 
+/** The reason of a task or attempt whose engine (errand's daemon) died while it ran. */
+export const INTERRUPTED = "interrupted";
+
+/**
+ * Whether a task (or attempt) ended because errand's daemon died while it ran:
+ * errand.resume carries it on where it stopped.
+ */
+export function isInterrupted(item: { status: Status; reason?: string | null }): boolean {
+  return !isActive(item.status) && item.reason === INTERRUPTED;
+}
+
 /** Codicon id and theme color id for a status. */
 export function statusIcon(status: Status): { id: string; color?: string } {
   switch (status) {
@@ -39,6 +50,26 @@ export function statusIcon(status: Status): { id: string; color?: string } {
 
 export function statusLabel(status: Status): string {
   return status.charAt(0).toUpperCase() + status.slice(1);
+}
+
+type Stated = { status: Status; reason?: string | null };
+
+/** How a task's or attempt's state reads: its status, or Interrupted (it can be resumed). */
+export function stateLabel(item: Stated): string {
+  return isInterrupted(item) ? "Interrupted" : statusLabel(item.status);
+}
+
+/** A task's or attempt's icon: its status's, or a pause for an interrupted one. */
+export function stateIcon(item: Stated): { id: string; color?: string } {
+  return isInterrupted(item) ? { id: "debug-pause", color: "list.warningForeground" } : statusIcon(item.status);
+}
+
+/** What the report says about why a task or attempt ended (its reason), when it did not complete. */
+export function reasonText(item: Stated): string | undefined {
+  if (isInterrupted(item)) {
+    return "errand's daemon stopped while it ran. Resume carries it on where it stopped.";
+  }
+  return item.reason ?? undefined;
 }
 
 /** `+12 −3`, with a real minus sign; empty when nothing changed. */
@@ -127,7 +158,7 @@ export function taskDescription(task: TaskSummary, now: number, alerts = 0): str
   if (task.applied) {
     parts.push("applied");
   } else if (task.status !== "completed") {
-    parts.push(task.status);
+    parts.push(isInterrupted(task) ? INTERRUPTED : task.status);
   }
   parts.push(formatDuration(elapsedMs(task, now)));
   return parts.join(" · ");

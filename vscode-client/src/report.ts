@@ -2,7 +2,7 @@
 // changed files, checks table, token usage. The links come from a LinkBuilder so that
 // this module knows nothing about VS Code.
 import type { ReportStep } from "./choices";
-import { countChecks, diffStatText, elapsedMs, formatDuration, statusLabel } from "./format";
+import { countChecks, diffStatText, elapsedMs, formatDuration, isInterrupted, reasonText, stateLabel } from "./format";
 import { escapeMarkdown, escapeTableCell, type LinkBuilder } from "./markdownText";
 import type { Attempt, Task } from "./protocol";
 import { alertBlock } from "./reportAlerts";
@@ -53,12 +53,28 @@ const ANSWER_STEPS: readonly [ReportStep, string][] = [
   ["showLog", "Log"],
 ];
 
-/** `Preview diff · Apply · …`: the next steps on a completed attempt. */
-function stepsLine(task: Task, attempt: Attempt, links: LinkBuilder): string[] {
-  if (!links.action || attempt.status !== "completed") {
+/** An attempt errand's daemon was running when it died. */
+const INTERRUPTED_STEPS: readonly [ReportStep, string][] = [
+  ["resume", "Resume"],
+  ["showLog", "Log"],
+];
+
+function stepsOf(task: Task, attempt: Attempt): readonly [ReportStep, string][] {
+  if (isInterrupted(attempt)) {
+    return INTERRUPTED_STEPS;
+  }
+  if (attempt.status !== "completed") {
     return [];
   }
-  const steps = task.mode === "code" && (attempt.diffStat?.files ?? 0) > 0 ? CODE_STEPS : ANSWER_STEPS;
+  return task.mode === "code" && (attempt.diffStat?.files ?? 0) > 0 ? CODE_STEPS : ANSWER_STEPS;
+}
+
+/** `Preview diff · Apply · …`: the next steps on a completed attempt; `Resume · Log` on an interrupted one. */
+function stepsLine(task: Task, attempt: Attempt, links: LinkBuilder): string[] {
+  if (!links.action) {
+    return [];
+  }
+  const steps = stepsOf(task, attempt);
   const shown: string[] = [];
   for (const [step, label] of steps) {
     const href = links.action(step, attempt.attempt);
@@ -76,7 +92,7 @@ function summaryLines(attempt: Attempt, links: LinkBuilder, sub: string): string
   } else if (attempt.status === "completed") {
     out.push("_The agent wrote no summary._", "");
   } else {
-    out.push(`_No report yet (${attempt.status})._`, "");
+    out.push(`_No report yet (${stateLabel(attempt).toLowerCase()})._`, "");
   }
   return out;
 }
@@ -139,11 +155,12 @@ function attemptSection(task: Task, attempt: Attempt, links: LinkBuilder, headin
   const out: string[] = [];
   if (heading) {
     const stat = diffStatText(attempt.diffStat);
-    out.push(`${heading} Attempt ${attempt.attempt} \u2014 ${statusLabel(attempt.status)}${stat ? ` \u00b7 ${stat}` : ""}`, "");
+    out.push(`${heading} Attempt ${attempt.attempt} \u2014 ${stateLabel(attempt)}${stat ? ` \u00b7 ${stat}` : ""}`, "");
   }
   out.push(...stepsLine(task, attempt, links));
-  if (attempt.reason) {
-    out.push(`> **${statusLabel(attempt.status)}:** ${escapeMarkdown(attempt.reason)}`, "");
+  const why = reasonText(attempt);
+  if (why) {
+    out.push(`> **${stateLabel(attempt)}:** ${escapeMarkdown(why)}`, "");
   }
   const sub = heading ? `${heading}#` : "##";
   return [
@@ -161,7 +178,7 @@ export function renderReport(task: Task, links: LinkBuilder, now: number, onlyAt
   const out: string[] = [];
   out.push(`# ${escapeMarkdown(task.title)}`, "");
   const meta = [
-    statusLabel(task.status),
+    stateLabel(task),
     task.mode === "ask" ? "question" : "code task",
     formatDuration(elapsedMs(task, now)),
   ];
@@ -176,8 +193,10 @@ export function renderReport(task: Task, links: LinkBuilder, now: number, onlyAt
   if (task.prompt) {
     out.push(...task.prompt.trim().split(/\r?\n/).map((line) => `> ${line}`), "");
   }
-  if (task.reason) {
-    out.push(`> **${statusLabel(task.status)}:** ${escapeMarkdown(task.reason)}`, "");
+  const why = reasonText(task);
+  // One attempt's reason is its task's: said once.
+  if (why && !(task.attempts?.length === 1 && task.attempts[0]?.reason === task.reason)) {
+    out.push(`> **${stateLabel(task)}:** ${escapeMarkdown(why)}`, "");
   }
   const attempts = (task.attempts ?? []).filter((a) => onlyAttempt === undefined || a.attempt === onlyAttempt);
   if (attempts.length === 0) {

@@ -4,7 +4,7 @@ import MarkdownIt from "markdown-it";
 import { STEP_COMMANDS, type ReportStep } from "./choices";
 import type { LinkBuilder } from "./markdownText";
 
-const REPORT_STEPS: readonly ReportStep[] = ["previewDiff", "apply", "applyFiles", "createBranch", "followUp", "showLog"];
+const REPORT_STEPS: readonly ReportStep[] = ["previewDiff", "apply", "applyFiles", "createBranch", "followUp", "resume", "showLog"];
 
 /** Commands a report may link to; the webview allows no others. */
 export const REPORT_COMMANDS: readonly string[] = ["errand.openCitation", ...REPORT_STEPS.map((step) => STEP_COMMANDS[step])];

@@ -22,6 +22,7 @@ export const SERVER_SETTINGS: readonly string[] = [
   "errand.sandbox",
   "errand.maxParallel",
   "errand.prices",
+  "errand.tasks.showAll",
 ];
 
 const APIS = ["responses", "chat"] as const;
@@ -77,6 +78,10 @@ export function initializationOptions(read: SettingReader): InitOptions {
   }
   if (Object.keys(prices).length > 0) {
     options.prices = prices;
+  }
+  // Off (the default) is left to the server: ERRAND_SHOW_ALL_TASKS, else this window's folders.
+  if (read("tasks.showAll") === true) {
+    options.showAllTasks = true;
   }
   return options;
 }

@@ -1,7 +1,7 @@
 // Pure: what a command acts on (from a tree node, a report link, a notification's
 // button or a task id), which tasks it may act on, and how the attempts of a best-of-N
 // task read when the user picks one.
-import { checksText, countChecks, diffStatText, isActive, isApplicable } from "./format";
+import { checksText, countChecks, diffStatText, isActive, isApplicable, isInterrupted } from "./format";
 import type { Attempt, Task, TaskSummary } from "./protocol";
 
 export interface Target {
@@ -43,6 +43,7 @@ export const TASKS = {
   withDiff: (t) => t.status === "completed" && t.mode === "code" && (t.diffStat?.files ?? 0) > 0,
   active: (t) => isActive(t.status),
   finished: (t) => !isActive(t.status),
+  interrupted: isInterrupted,
 } as const satisfies Record<string, TaskFilter>;
 
 /** The attempts a user chooses between: completed, with changes. */

@@ -3,7 +3,8 @@
 import type { ErrandApi } from "./api";
 import { errorMessage } from "./errors";
 import type { DiffCache } from "./diffCache";
-import type { LogContentProvider } from "./logDocuments";
+import { isActive, isInterrupted } from "./format";
+import type { LogContentProvider, LogLoader } from "./logDocuments";
 import type { LogBook } from "./logs";
 import { notifyFinished } from "./notify";
 import type { TaskChanged, TaskLog } from "./protocol";
@@ -18,6 +19,7 @@ export interface TaskEventParts {
   caches: Forgets;
   diffs: DiffCache;
   logs: LogBook;
+  logLoader: Pick<LogLoader, "forget">;
   logDocuments: LogContentProvider;
   output: { error(message: string): void };
 }
@@ -32,9 +34,15 @@ export class TaskEvents {
       return;
     }
     const previous = store.get(task.taskId);
-    if (store.upsert(task)) {
+    if (store.announce(task)) {
       // What Apply would write may have changed with the task.
       diffs.forget(task.taskId);
+      if (previous && isActive(previous.status) && isInterrupted(task)) {
+        // errand's daemon died while it ran: what it logged last may not have reached this
+        // window. The log is loaded again from the store when it is next shown.
+        this.parts.logLoader.forget(task.taskId);
+        this.parts.logDocuments.refreshTask(task.taskId);
+      }
       void notifyFinished(previous, task, () => details.fetch(task.taskId));
     }
   }

@@ -7,6 +7,8 @@ export type Listener = () => void;
 export class TaskStore {
   private readonly tasks = new Map<string, TaskSummary>();
   private readonly details = new Map<string, Task>();
+  /** The updatedAt of the last errand/taskChanged taken, by task. */
+  private readonly announced = new Map<string, number>();
   private readonly listeners = new Set<Listener>();
 
   /** Subscribe to changes; returns the unsubscribe function. */
@@ -30,6 +32,30 @@ export class TaskStore {
     if (held && Date.parse(held.updatedAt) > Date.parse(task.updatedAt)) {
       return false;
     }
+    if (held && JSON.stringify(held) === JSON.stringify(task)) {
+      return false;
+    }
+    this.hold(task);
+    this.fire();
+    return true;
+  }
+
+  /**
+   * Records what errand/taskChanged says. Notifications arrive in the order the server
+   * sent them, so one is set aside only when an earlier notification was newer. A reply
+   * that looked newer (getTask, listTasks) does not count: the server may stamp a state
+   * it never announces (an attempt's progress), and a daemon that died before saving that
+   * stamp comes back with an older one, when the new daemon re-announces the task
+   * interrupted. Returns whether it changed.
+   */
+  announce(task: TaskSummary): boolean {
+    const at = Date.parse(task.updatedAt);
+    const last = this.announced.get(task.taskId);
+    if (last !== undefined && last > at) {
+      return false;
+    }
+    this.announced.set(task.taskId, at);
+    const held = this.tasks.get(task.taskId);
     if (held && JSON.stringify(held) === JSON.stringify(task)) {
       return false;
     }
@@ -72,6 +98,7 @@ export class TaskStore {
 
   private drop(taskId: string): boolean {
     this.details.delete(taskId);
+    this.announced.delete(taskId);
     return this.tasks.delete(taskId);
   }
 

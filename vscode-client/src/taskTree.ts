@@ -10,8 +10,9 @@ import {
   elapsedMs,
   formatDuration,
   isActive,
-  statusIcon,
-  statusLabel,
+  isInterrupted,
+  stateIcon,
+  stateLabel,
   taskDescription,
 } from "./format";
 import type { Attempt, FileStat, Task, TaskSummary } from "./protocol";
@@ -25,8 +26,8 @@ export type FileNode = { kind: "file"; taskId: string; attempt: number; file: Fi
 export type MessageNode = { kind: "message"; taskId: string; text: string };
 export type Node = TaskNode | AttemptNode | FileNode | MessageNode;
 
-function themeIcon(status: TaskSummary["status"]): vscode.ThemeIcon {
-  const icon = statusIcon(status);
+function themeIcon(item: Pick<TaskSummary, "status" | "reason">): vscode.ThemeIcon {
+  const icon = stateIcon(item);
   return new vscode.ThemeIcon(icon.id, icon.color ? new vscode.ThemeColor(icon.color) : undefined);
 }
 
@@ -45,6 +46,10 @@ function contextTokens(kind: "task" | "attempt", summary: TaskSummary, attempt?:
     tokens.push("active");
   } else if (kind === "task") {
     tokens.push("finished");
+  }
+  // errand's daemon died while it ran: Resume carries it on.
+  if (isInterrupted(attempt ?? summary)) {
+    tokens.push("interrupted");
   }
   return tokens.join(" ");
 }
@@ -67,7 +72,7 @@ function taskTooltip(task: TaskSummary, detail: Task | undefined): vscode.Markdo
   const stat = diffStatText(task.diffStat);
   const checks = checksText(task.checksPassed ?? 0, task.checksFailed ?? 0);
   md.appendMarkdown(
-    `$(${statusIcon(task.status).id.replace("~spin", "")}) ${statusLabel(task.status)} · ${task.mode === "ask" ? "question" : "code"} · ${formatDuration(elapsedMs(task, Date.now()))}`,
+    `$(${stateIcon(task).id.replace("~spin", "")}) ${stateLabel(task)} · ${task.mode === "ask" ? "question" : "code"} · ${formatDuration(elapsedMs(task, Date.now()))}`,
   );
   if (stat) {
     md.appendMarkdown(` · ${task.diffStat?.files ?? 0} file(s) ${stat}`);
@@ -171,10 +176,10 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     item.id = `task:${task.taskId}`;
     const detail = this.store.detail(task.taskId);
     item.description = taskDescription(task, Date.now(), detail ? alertItems(taskAlerts(detail)).length : 0);
-    item.iconPath = themeIcon(task.status);
+    item.iconPath = themeIcon(task);
     item.tooltip = taskTooltip(task, detail);
     item.contextValue = contextTokens("task", task);
-    item.accessibilityInformation = { label: `${task.title}, ${statusLabel(task.status)}, ${item.description}` };
+    item.accessibilityInformation = { label: `${task.title}, ${stateLabel(task)}, ${item.description}` };
     item.command = { command: "errand.openTask", title: "Open Task", arguments: [node] };
     return item;
   }
@@ -195,7 +200,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
     item.id = `attempt:${node.taskId}:${node.attempt}`;
     if (attempt && summary) {
       const { passed, failed } = countChecks(attempt.checks);
-      const parts = [statusLabel(attempt.status)];
+      const parts = [stateLabel(attempt)];
       const stat = diffStatText(attempt.diffStat);
       if (stat) {
         parts.push(stat);
@@ -210,10 +215,10 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<Node>, vscode.D
         parts.push(badge);
       }
       item.description = parts.join(" · ");
-      item.iconPath = themeIcon(attempt.status);
+      item.iconPath = themeIcon(attempt);
       item.contextValue = contextTokens("attempt", summary, attempt);
       const tooltip = new vscode.MarkdownString(undefined, true);
-      tooltip.appendMarkdown(`**Attempt ${node.attempt}** \u2014 ${statusLabel(attempt.status)}`);
+      tooltip.appendMarkdown(`**Attempt ${node.attempt}** \u2014 ${stateLabel(attempt)}`);
       if (attempt.reason) {
         tooltip.appendMarkdown("\n\n");
         tooltip.appendText(attempt.reason);

@@ -5,7 +5,7 @@ import { errorMessage } from "../errors";
 import { applyFiles, applyTask, createBranchFromTask } from "./apply";
 import { ask, delegateBestOf, delegateTask, followUpTask } from "./delegate";
 import type { Command, CommandDeps } from "./deps";
-import { cancelTask, discardTask } from "./lifecycle";
+import { cancelTask, discardTask, resumeTask } from "./lifecycle";
 import { openCitation, openTask, previewDiff, showLog, showTasks } from "./review";
 import { refreshTasks, restartServer, showServerOutput } from "./server";
 
@@ -25,6 +25,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   "errand.discardTask": discardTask,
   "errand.cancelTask": cancelTask,
   "errand.followUpTask": followUpTask,
+  "errand.resumeTask": resumeTask,
   "errand.showLog": showLog,
   "errand.showServerOutput": showServerOutput,
   "errand.restartServer": restartServer,

@@ -1,6 +1,6 @@
 // The quick picks commands use when they were run without a task or attempt.
 import * as vscode from "vscode";
-import { statusIcon, taskDescription } from "../format";
+import { stateIcon, taskDescription } from "../format";
 import { attemptItem, attemptsWithChanges, targetOf, type Target, type TaskFilter } from "../target";
 import type { CommandDeps } from "./deps";
 
@@ -23,7 +23,7 @@ export async function resolveTarget(
   }
   const now = Date.now();
   const picked = await vscode.window.showQuickPick(
-    tasks.map((t) => ({ label: `$(${statusIcon(t.status).id}) ${t.title}`, description: taskDescription(t, now), taskId: t.taskId })),
+    tasks.map((t) => ({ label: `$(${stateIcon(t).id}) ${t.title}`, description: taskDescription(t, now), taskId: t.taskId })),
     { placeHolder, matchOnDescription: true },
   );
   return picked ? { taskId: picked.taskId } : undefined;

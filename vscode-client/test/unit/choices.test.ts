@@ -77,6 +77,19 @@ test("the finish notice: diff and checks, Preview Diff for an applicable task", 
   assert.deepEqual(failed.choices.map((c) => c.label), ["Open"]);
 });
 
+test("the finish notice of a task errand's daemon was running when it died offers Resume", () => {
+  const notice = finishNotice(task({ status: "failed", reason: "interrupted", diffStat: { files: 0 }, checksPassed: 0, checksFailed: 0 }), []);
+  assert.equal(notice.warn, true);
+  assert.match(notice.message, /^errand: \u201cfix the flaky test\u201d was interrupted: errand's daemon stopped while it ran\. Resume/);
+  assert.deepEqual(
+    notice.choices.map((c) => [c.label, c.command, c.args]),
+    [
+      ["Resume", "errand.resumeTask", [{ taskId: "t1" }]],
+      ["Open", "errand.openTask", [{ taskId: "t1" }]],
+    ],
+  );
+});
+
 test("the finish notice says the first alert and how many there are", () => {
   const claim: Alert = { kind: "claim", text: "the report says the tests pass, but no test command was run" };
   const citation: Alert = { kind: "citation", text: "【F:a.py†L9】 did not resolve", path: "a.py", startLine: 9, endLine: 9 };

@@ -44,6 +44,7 @@ function fakeDeps(applyResult: ApplyResult = { applied: true, files: ["a.py"] })
     getTask: async () => ({ task: TASK }),
     apply: async (params: unknown) => (calls.push(`apply ${JSON.stringify(params)}`), applyResult),
     discard: async (taskId: string) => (calls.push(`discard ${taskId}`), {}),
+    resume: async (taskId: string) => (calls.push(`resume ${taskId}`), { taskId }),
   };
   const details = new TaskDetails(api, store);
   store.setDetail(TASK);
@@ -131,4 +132,22 @@ test("offer: a dismissed notification runs nothing", async () => {
   user.answer = () => "Restart";
   await offer("info", "hello", [{ label: "Restart", command: "errand.restartServer" }]);
   assert.deepEqual(recorded.executed, [{ command: "errand.restartServer", args: [] }]);
+});
+
+test("Resume Task\u2026 offers the interrupted tasks only, resumes the one picked and lists again", async () => {
+  const { deps, calls } = fakeDeps();
+  registerCommands(deps);
+  await recorded.registered.get("errand.resumeTask")?.();
+  assert.deepEqual(calls, []);
+  assert.match(recorded.shown[0]?.message ?? "", /^errand: no task was interrupted/);
+  const stopped = { ...TASK, taskId: "t2", title: "slow one", status: "failed" as const, reason: "interrupted", updatedAt: "2025-01-01T10:03:00Z" };
+  deps.store.upsert(stopped);
+  let offered: unknown[] = [];
+  user.pick = (items) => ((offered = [...items]), items[0]);
+  await recorded.registered.get("errand.resumeTask")?.();
+  assert.deepEqual(offered.map((i) => (i as { taskId: string }).taskId), ["t2"]);
+  assert.deepEqual(calls, ["resume t2", "refresh"]);
+  // From the task list or a notification, the task is given.
+  await recorded.registered.get("errand.resumeTask")?.({ kind: "task", taskId: "t2" });
+  assert.deepEqual(calls.slice(2), ["resume t2", "refresh"]);
 });

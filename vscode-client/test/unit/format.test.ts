@@ -6,6 +6,9 @@ import {
   diffStatText,
   formatDuration,
   isApplicable,
+  isInterrupted,
+  stateIcon,
+  stateLabel,
   statusBarView,
   taskDescription,
 } from "../../src/format";
@@ -103,4 +106,18 @@ test("only finished, unapplied code tasks with changes are applicable", () => {
 test("a task's alerts show in its description as \u26a0 n", () => {
   assert.equal(taskDescription(task({}), Date.parse("2030-01-01T00:00:00Z"), 2), "+3 \u22121 \u00b7 \u27132 \u00b7 \u26a0 2 \u00b7 1m 05s");
   assert.doesNotMatch(taskDescription(task({}), 0, 0), /\u26a0/);
+});
+
+test("a task errand's daemon was running when it died reads as interrupted", () => {
+  const stopped = task({ status: "failed", reason: "interrupted", diffStat: { files: 0, added: 0, removed: 0 }, checksPassed: 0 });
+  assert.equal(isInterrupted(stopped), true);
+  assert.equal(stateLabel(stopped), "Interrupted");
+  assert.equal(stateIcon(stopped).id, "debug-pause");
+  assert.equal(taskDescription(stopped, 0), "interrupted \u00b7 1m 05s");
+  const failed = task({ status: "failed", reason: "step limit reached" });
+  assert.equal(isInterrupted(failed), false);
+  assert.equal(stateLabel(failed), "Failed");
+  assert.equal(stateIcon(failed).id, "error");
+  // Resumed, it runs again.
+  assert.equal(stateLabel(task({ status: "running", reason: "interrupted" })), "Running");
 });

@@ -32,6 +32,7 @@ test("the palette has the issue's commands, in category errand", () => {
     "Discard",
     "Cancel",
     "Follow Up\u2026",
+    "Resume Task\u2026",
     "Show Log",
   ]) {
     assert.ok(titles.includes(title), `missing command "errand: ${title}"`);
@@ -63,6 +64,7 @@ test("every setting the client reads is contributed", () => {
     "errand.apply.saveFiles",
     "errand.notifyOnFinish",
     "errand.statusBar.showCost",
+    "errand.tasks.showAll",
   ]) {
     assert.ok(key in properties, `package.json lacks the setting ${key}`);
   }

@@ -139,6 +139,19 @@ test("an ask task has no diff actions and says when no checks ran", () => {
   assert.match(md, /_No checks ran\._/);
 });
 
+test("an interrupted attempt offers Resume and its log, and says why it stopped", () => {
+  const stopped = attempt({ status: "failed", reason: "interrupted", report: null, diffStat: { files: 0 }, files: [], checks: [] });
+  const md = renderReport(task({ status: "failed", reason: "interrupted", attempts: [stopped] }), links, 0);
+  assert.match(md, /^\[Resume\]\(action:resume\/1\) \u00b7 \[Log\]\(action:showLog\/1\)$/m);
+  assert.match(md, /\*\*Interrupted \u00b7 code task/);
+  // Said once (the task's reason is its one attempt's), in words.
+  assert.equal(md.match(/> \*\*Interrupted:\*\* errand's daemon stopped while it ran\. Resume carries it on/g)?.length, 1, md);
+  assert.doesNotMatch(md, /previewDiff|followUp/);
+  // Another failure is not resumed.
+  const failed = attempt({ status: "failed", reason: "step limit reached", files: [], checks: [] });
+  assert.doesNotMatch(renderReport(task({ status: "failed", attempts: [failed] }), links, 0), /action:resume/);
+});
+
 test("best of N: one section per attempt", () => {
   const md = renderReport(
     task({ attemptCount: 2, attempts: [attempt(), attempt({ attempt: 2, status: "failed", reason: "step limit reached", report: null })] }),

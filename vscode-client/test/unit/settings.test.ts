@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { initializationOptions, serverLaunch, type SettingReader } from "../../src/settings";
+import { initializationOptions, SERVER_SETTINGS, serverLaunch, type SettingReader } from "../../src/settings";
 
 const reader =
   (values: Record<string, unknown>): SettingReader =>
@@ -47,4 +47,14 @@ test("token prices reach the server as prices, in USD per million tokens", () =>
   );
   assert.deepEqual(initializationOptions(reader({ "prices.input": 0, "prices.output": null })), { prices: { input: 0 } });
   assert.deepEqual(initializationOptions(reader({ "prices.input": -1, "prices.output": "3" })), {});
+});
+
+test("errand.tasks.showAll lists every task of the data folder; off is left to the server", () => {
+  assert.deepEqual(initializationOptions(reader({ "tasks.showAll": true })), { showAllTasks: true });
+  assert.deepEqual(initializationOptions(reader({ "tasks.showAll": false })), {});
+  assert.deepEqual(initializationOptions(reader({ "tasks.showAll": "yes" })), {});
+});
+
+test("changing errand.tasks.showAll offers a restart of the server", () => {
+  assert.ok(SERVER_SETTINGS.includes("errand.tasks.showAll"));
 });

@@ -23,6 +23,10 @@ test("task filters: what each command offers when run from the palette", () => {
   assert.equal(TASKS.active({ ...done, status: "preparing" }), true);
   assert.equal(TASKS.finished({ ...done, status: "cancelled" }), true);
   assert.equal(TASKS.finished({ ...done, status: "queued" }), false);
+  assert.equal(TASKS.interrupted({ ...done, status: "failed", reason: "interrupted" }), true);
+  assert.equal(TASKS.interrupted({ ...done, status: "failed", reason: "step limit reached" }), false);
+  // A resumed task runs again (its reason is cleared, but a stale one must not count).
+  assert.equal(TASKS.interrupted({ ...done, status: "running", reason: "interrupted" }), false);
 });
 
 test("best of N: the attempts to choose between, as quick-pick rows", () => {

@@ -80,3 +80,20 @@ test("a newer listTasks reply drops the cached detail; the same state keeps it",
   store.replaceAll([summary("a", "completed", "2025-01-01T10:03:00Z")]);
   assert.equal(store.detail("a"), undefined);
 });
+
+test("notifications are taken in the order they came, whatever a reply said meanwhile", () => {
+  const store = new TaskStore();
+  assert.equal(store.announce(summary("a", "running", "2025-01-01T10:01:00Z")), true);
+  // getTask while it ran: the server stamped its progress, never announced.
+  store.setDetail({ ...summary("a", "running", "2025-01-01T10:01:30Z"), prompt: "p", attempts: [] });
+  // Its daemon died before saving that stamp; the new one re-announces it interrupted.
+  assert.equal(store.announce({ ...summary("a", "failed", "2025-01-01T10:01:00Z"), reason: "interrupted" }), true);
+  assert.equal(store.get("a")?.status, "failed");
+  assert.equal(store.detail("a"), undefined, "the detail of the running state is dropped");
+  // A notification older than one already taken is set aside; the same one is no change.
+  assert.equal(store.announce(summary("a", "running", "2025-01-01T10:00:30Z")), false);
+  assert.equal(store.announce({ ...summary("a", "failed", "2025-01-01T10:01:00Z"), reason: "interrupted" }), false);
+  // Replies still never undo a newer state.
+  store.replaceAll([summary("a", "running", "2025-01-01T10:00:50Z")]);
+  assert.equal(store.get("a")?.status, "failed");
+});
