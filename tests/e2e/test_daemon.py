@@ -151,6 +151,7 @@ async def test_a_killed_daemon_is_replaced_and_its_work_resumes(
         await client.wait_for(
             lambda: any(e["kind"] == "commandStarted" for e in client.task_logs), 30, "the command"
         )
+        before = (await client.command("errand.getTask", {"taskId": task_id}))["task"]
         old = daemon_pid(env)
         os.kill(old, signal.SIGKILL)
         wait_gone(old)
@@ -162,6 +163,12 @@ async def test_a_killed_daemon_is_replaced_and_its_work_resumes(
         assert daemon_pid(env) != old
         task = (await client.command("errand.getTask", {"taskId": task_id}))["task"]
         assert task["attempts"][0]["reason"] == "interrupted"
+        # Marking it interrupted is a change like any other: the task sorts as newer and
+        # its log ends with the status it was given.
+        assert task["updatedAt"] > before["updatedAt"]
+        log = (await client.command("errand.getLog", {"taskId": task_id}))["entries"]
+        assert log[-1]["kind"] == "status" and log[-1]["status"] == "failed", log[-1]
+        assert log[-1]["text"] == "interrupted"
         # The interrupted attempt goes on in the same copy, with the same conversation.
         await client.command("errand.resume", {"taskId": task_id})
         done = await settled(client, task_id)

@@ -115,6 +115,7 @@ class TaskEngine:
         for stored in await self.journal.db(self.journal.require_store().load_tasks):
             state = TaskState(record=stored.record)
             state.prepared.set()
+            interrupted = False
             for record in stored.attempts:
                 attempt = AttemptState(info=record.info, host_ref=record.host)
                 attempt.result_tree = record.result_tree
@@ -125,6 +126,11 @@ class TaskEngine:
                     attempt.info.status, attempt.info.reason = "failed", INTERRUPTED
                     attempt.info.finished_at = now_iso()
                     await self.journal.save_attempt(state, attempt)
+                    self.journal.log(state, attempt, "status", status="failed", text=INTERRUPTED)
+                    interrupted = True
+            if interrupted:
+                state.touch()
+                await self.journal.save_task(state)
             self._tasks[state.task_id] = state
 
     async def shutdown(self) -> None:
